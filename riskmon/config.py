@@ -1,0 +1,99 @@
+"""One typed settings object, read from ``RISKMON_*`` environment variables.
+
+Why one object: every process (worker, replay, simulator, bench, tests) must agree on broker, Redis,
+ClickHouse and policy file, and operators change behaviour through the environment, not code. The
+README's configuration table is generated from the field descriptions below (``riskmon config``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field maps to ``RISKMON_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKMON_", extra="ignore")
+
+    var_dir: Path = Field(
+        REPO_ROOT / "var",
+        description="Working directory for service data, logs, checkpoints and outputs.",
+    )
+    broker: str = Field(
+        "tansu",
+        description="`tansu` (embedded, memory-only), `apache` (Kafka KRaft from Maven jars) "
+        "or an external bootstrap like `kafka://host:9092`.",
+    )
+    broker_url: str | None = Field(
+        None,
+        description="Bootstrap URL of a running broker (`kafka://host:port`). Set by `services up`; "
+        "when set, no broker is started.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (`redis://[:password@]host:port/db`, `rediss://` for TLS). "
+        "Unset: a local redis-server is started on a free port.",
+    )
+    clickhouse_dsn: str | None = Field(
+        None,
+        description="clickhouse-connect DSN: `chdb:///path` (in-process engine) or "
+        "`http(s)://user:pass@host:8123/db`. Unset: `chdb://<var_dir>/clickhouse`.",
+    )
+    partitions: int = Field(4, ge=1, description="Partitions of every user- and enterprise-keyed topic.")
+    app_id: str = Field("riskmon", description="Faust app id = Kafka consumer group id.")
+    policy_file: Path | None = Field(
+        None,
+        description="YAML policy file (limits, ladder, pricing, EWS thresholds, alert routing). "
+        "Unset: the packaged `riskmon/policies/default.yaml`.",
+    )
+    batch_size: int = Field(500, ge=1, description="Max events per agent batch (`stream.take_events`).")
+    batch_within_s: float = Field(0.05, gt=0, description="Max seconds to wait while filling a batch.")
+    allowed_lateness_s: int = Field(
+        21600,
+        ge=0,
+        description="Watermark = latest event time seen minus this many seconds. Timers (DPD ladder, "
+        "label resolution) fire only when the watermark passes them.",
+    )
+    dedup_window_days: int = Field(
+        45, ge=1, description="How long (event time) applied event ids are remembered per subject."
+    )
+    state_ttl_days: int = Field(
+        400, ge=1, description="TTL of per-user / per-enterprise state and feature keys in Redis."
+    )
+    max_message_bytes: int = Field(65536, ge=1, description="Input messages larger than this are dead-lettered.")
+    model_checkpoint_every: int = Field(
+        200, ge=1, description="Checkpoint the online models to Redis after this many learned labels."
+    )
+    min_labels_for_model: int = Field(
+        300, ge=0, description="Below this many learned labels the scorecard prior carries decisions."
+    )
+    hook_secret: str | None = Field(
+        None, description="HMAC-SHA256 secret for webhook signatures. Prefer `hook_secret_file`."
+    )
+    hook_secret_file: Path | None = Field(None, description="File holding the webhook HMAC secret.")
+    mask_customer_ids: bool = Field(
+        True, description="Mask user / enterprise ids in payloads sent to external hooks."
+    )
+    log_level: str = Field("warn", description="Worker log level: crit|error|warn|info|debug.")
+
+    @property
+    def clickhouse(self) -> str:
+        """The effective ClickHouse DSN (in-process engine under var/ by default)."""
+        return self.clickhouse_dsn or f"chdb://{self.var_dir / 'clickhouse'}"
+
+    @property
+    def policy_path(self) -> Path:
+        """The effective policy file path."""
+        return self.policy_file or Path(__file__).resolve().parent / "policies" / "default.yaml"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings; tests build their own ``Settings(...)`` instead of using this."""
+    return Settings()
