@@ -1,0 +1,1 @@
+"""Sinks: where riskmon's output streams leave the stream processor (ClickHouse facts, alert hooks)."""
