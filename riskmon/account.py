@@ -1,0 +1,166 @@
+"""The state of one consumer account: ledger, recent activity, counters, collection episode, labels.
+
+One object per user, serialised to one compact JSON blob in Redis, so a batch reads and writes every
+user it touches in a single round trip. ``applied`` remembers event ids inside the dedup window: a
+redelivered or duplicated event is recognised and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from riskmon.features import Activity
+from riskmon.ledger import Ledger
+
+STATE_FORMAT = 1
+
+
+@dataclass
+class Episode:
+    """A delinquency episode: from the first overdue day until all overdue installments are paid."""
+
+    episode_id: str
+    start_due: int
+    fired: list[str] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)  # dedup keys a cure resolves
+
+    def to_list(self) -> list[Any]:
+        """Compact form."""
+        return [self.episode_id, self.start_due, self.fired, self.pages]
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> Episode:
+        """Inverse of :meth:`to_list`."""
+        return cls(v[0], v[1], list(v[2]), list(v[3]))
+
+
+@dataclass
+class AccountState:
+    """Everything riskmon knows about one user (see module docstring)."""
+
+    user_id: str
+    opened_ts: int = 0
+    credit_limit: int = 0
+    frozen: bool = False
+    grade: str | None = None
+    last_pd: float | None = None
+    model_version: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
+    activity: Activity = field(default_factory=Activity)
+    applied: dict[str, int] = field(default_factory=dict)
+    n_on_time: int = 0
+    n_late: int = 0
+    on_time_since_cure: int = 0
+    awaiting_unfreeze: bool = False
+    max_dpd: int = 0
+    dpd: int = 0
+    last_raise_ts: int = 0
+    last_lower_ts: int = 0
+    last_repay_ts: int = 0
+    last_fraud_ts: int = 0
+    episode: Episode | None = None
+    n_episodes: int = 0
+    reminded: list[str] = field(default_factory=list)
+    contacts: list[int] = field(default_factory=list)
+    deferred: list[list[Any]] = field(default_factory=list)  # [ready_ts, kind, ref, dpd, step_ts]
+    labels: list[list[Any]] = field(default_factory=list)  # [purchase_id, due1, x, p_decision, p_model]
+    version: int = 0  # CAS version in Redis, managed by the store
+
+    @property
+    def is_new(self) -> bool:
+        """True until the account has been opened (first account or purchase event)."""
+        return self.opened_ts == 0
+
+    @property
+    def available(self) -> int:
+        """Available credit in fen (0 while frozen)."""
+        return 0 if self.frozen else max(0, self.credit_limit - self.ledger.outstanding)
+
+    def seen(self, event_id: str) -> bool:
+        """Was this event already applied (inside the dedup window)?"""
+        return event_id in self.applied
+
+    def mark(self, event_id: str, ts: int) -> None:
+        """Remember an applied event."""
+        self.applied[event_id] = ts
+
+    def prune(self, now: int, dedup_window_ms: int) -> None:
+        """Forget what no rule can need any more (old event ids, paid installments, old contacts)."""
+        cutoff = now - dedup_window_ms
+        if self.applied and min(self.applied.values()) < cutoff:
+            self.applied = {k: v for k, v in self.applied.items() if v >= cutoff}
+        self.ledger.prune_paid(cutoff)
+        self.activity.prune(now)
+        week = now - 7 * 86_400_000
+        self.contacts = [c for c in self.contacts if c > week]
+        live = {f"{i.purchase_id}:{i.k}" for i in self.ledger.installments if i.paid_ts is None}
+        self.reminded = [r for r in self.reminded if r in live]
+
+    def to_bytes(self) -> bytes:
+        """Serialise (orjson; ints stay ints so money stays exact)."""
+        return orjson.dumps(
+            {
+                "f": STATE_FORMAT,
+                "u": self.user_id,
+                "o": self.opened_ts,
+                "l": self.credit_limit,
+                "z": self.frozen,
+                "g": self.grade,
+                "pd": self.last_pd,
+                "mv": self.model_version,
+                "at": self.attrs,
+                "lg": self.ledger.to_dict(),
+                "ac": self.activity.to_dict(),
+                "ap": self.applied,
+                "c": [self.n_on_time, self.n_late, self.on_time_since_cure, int(self.awaiting_unfreeze),
+                      self.max_dpd, self.dpd, self.last_raise_ts, self.last_lower_ts, self.last_repay_ts,
+                      self.last_fraud_ts, self.n_episodes],
+                "ep": self.episode.to_list() if self.episode else None,
+                "rm": self.reminded,
+                "ct": self.contacts,
+                "df": self.deferred,
+                "lb": self.labels,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, version: int = 0) -> AccountState:
+        """Inverse of :meth:`to_bytes`."""
+        d = orjson.loads(blob)
+        if d.get("f") != STATE_FORMAT:
+            raise ValueError(f"unsupported account state format {d.get('f')}")
+        c = d["c"]
+        return cls(
+            user_id=d["u"],
+            opened_ts=d["o"],
+            credit_limit=d["l"],
+            frozen=d["z"],
+            grade=d["g"],
+            last_pd=d["pd"],
+            model_version=d["mv"],
+            attrs=d["at"],
+            ledger=Ledger.from_dict(d["lg"]),
+            activity=Activity.from_dict(d["ac"]),
+            applied=d["ap"],
+            n_on_time=c[0],
+            n_late=c[1],
+            on_time_since_cure=c[2],
+            awaiting_unfreeze=bool(c[3]),
+            max_dpd=c[4],
+            dpd=c[5],
+            last_raise_ts=c[6],
+            last_lower_ts=c[7],
+            last_repay_ts=c[8],
+            last_fraud_ts=c[9],
+            n_episodes=c[10],
+            episode=Episode.from_list(d["ep"]) if d["ep"] else None,
+            reminded=d["rm"],
+            contacts=d["ct"],
+            deferred=d["df"],
+            labels=d["lb"],
+            version=version,
+        )

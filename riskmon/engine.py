@@ -1,0 +1,450 @@
+"""The consumer-credit engine: applies user events and event-time timers to account states.
+
+Broker-free and Redis-free: the caller loads the states a batch touches, calls :meth:`Engine.process`
+and persists the states and outputs it gets back. Everything is decided in event time: an event first
+lets the account's timers (ladder steps, reminders, label resolution) fire up to its own timestamp, then
+applies; after the batch, timers fire up to the watermark. So the answer depends on event times, not on
+arrival speed, as long as events are no later than the allowed lateness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from online_models.anomaly import PurchaseAnomaly
+from online_models.default_model import DefaultModel
+from online_models.metrics import Prequential
+from riskmon import outputs as out
+from riskmon.account import AccountState, Episode
+from riskmon.contract import Account, Purchase, Repayment
+from riskmon.eventtime import MS_PER_DAY, Watermark, fmt_ts
+from riskmon.features import applicant_features, is_night, window_features
+from riskmon.ladder import ContactWindow, dpd_at
+from riskmon.limits import LimitDecision, consider_lower, consider_raise
+from riskmon.money import fmt
+from riskmon.policy import LadderStep, Policy
+
+UserEvent = Account | Purchase | Repayment
+Emitted = tuple[str, str, dict[str, Any]]  # (topic, key, record)
+
+@dataclass
+class BatchResult:
+    """What a batch did: outputs to publish and counters for the summary."""
+
+    outputs: list[Emitted] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+    labels_learned: int = 0
+
+
+class Engine:
+    """Consumer-credit decisions over account states (one instance per worker process)."""
+
+    def __init__(self, policy: Policy, *, lateness_ms: int, dedup_window_ms: int, model: DefaultModel | None = None,
+                 anomaly: PurchaseAnomaly | None = None, worker_id: str = "w0", metrics_every: int = 250) -> None:
+        self.policy = policy
+        self.lateness_ms = lateness_ms
+        self.dedup_window_ms = dedup_window_ms
+        self.model = model or DefaultModel()
+        self.anomaly = anomaly or PurchaseAnomaly()
+        self.metrics = Prequential()
+        self.model_metrics = Prequential()
+        self.worker_id = worker_id
+        self.metrics_every = metrics_every
+        self.contact = ContactWindow(policy)
+        self.tz = self.contact.tz
+        self.grace_ms = policy.grace_days * MS_PER_DAY
+        self.default_ms = policy.default_dpd * MS_PER_DAY
+        self.pre_due_steps = [s for s in policy.ladder_steps if s.offset_days <= 0]
+        self.dpd_steps = [s for s in policy.ladder_steps if s.offset_days > 0]
+        self.freeze_dpd = int(policy.limits["freeze_dpd"])
+        self.unfreeze_after = int(policy.limits["unfreeze_on_time_installments"])
+        self.labels_since_checkpoint = 0
+        self.label_log: list[tuple[dict[str, float], float, float, bool, int]] | None = None  # for evaluate
+        self._out: list[Emitted] = []
+        self._labels = 0
+
+    # ------------------------------------------------------------------ batch entry point
+    def process(self, events: Iterable[UserEvent], states: dict[str, AccountState], wm: Watermark,
+                timer_users: Iterable[str] = ()) -> BatchResult:
+        """Apply a batch; ``states`` must hold every user of the batch and of ``timer_users``."""
+        self._out = []
+        self._labels = 0
+        res = BatchResult()
+        touched: set[str] = set()
+        for ev in events:
+            st = states[ev.user_id]
+            wm.observe(ev.ts)
+            touched.add(ev.user_id)
+            if st.seen(ev.event_id):
+                res.duplicates += 1
+                continue
+            self.advance(st, min(ev.ts, wm.value))
+            self.apply(st, ev)
+            st.mark(ev.event_id, ev.ts)
+            res.applied += 1
+        now = wm.value
+        for uid in touched.union(timer_users):
+            st = states[uid]
+            self.advance(st, now)
+            if not st.is_new:
+                st.prune(max(now, st.opened_ts), self.dedup_window_ms)
+        res.outputs = self._out
+        res.labels_learned = self._labels
+        self._out = []
+        return res
+
+    # ------------------------------------------------------------------ events
+    def apply(self, st: AccountState, ev: UserEvent) -> None:
+        """Apply one event (the caller has checked idempotency and advanced timers)."""
+        if isinstance(ev, Purchase):
+            self._purchase(st, ev)
+        elif isinstance(ev, Repayment):
+            self._repayment(st, ev)
+        else:
+            self._account(st, ev)
+
+    def _open(self, st: AccountState, ts: int, limit: int | None, cause: str) -> None:
+        st.opened_ts = ts
+        st.credit_limit = min(limit if limit is not None else self.policy.default_limit, self.policy.initial_limit_cap)
+        reasons = ["application"] if limit is not None else ["default_limit"]
+        self._limit(st, ts, "initial", 0, st.credit_limit, reasons, cause)
+
+    def _account(self, st: AccountState, ev: Account) -> None:
+        for k in ("income_band", "age_band", "bureau_score", "city_tier"):
+            v = getattr(ev, k)
+            if v is not None:
+                st.attrs[k] = v
+        if st.is_new:
+            self._open(st, ev.ts, ev.credit_limit, ev.event_id)
+        elif ev.credit_limit is not None and ev.credit_limit != st.credit_limit and not st.frozen:
+            action = "raise" if ev.credit_limit > st.credit_limit else "lower"
+            new = max(ev.credit_limit, st.ledger.outstanding) if action == "lower" else ev.credit_limit
+            self._limit(st, ev.ts, action, st.credit_limit, new, ["account_update"], ev.event_id)
+
+    def _features(self, st: AccountState, now: int) -> dict[str, float]:
+        f = applicant_features(st.attrs)
+        f.update(window_features(st.activity, now))
+        lim = max(st.credit_limit, 1)
+        f["utilisation"] = st.ledger.outstanding / lim
+        f["limit"] = lim / 100.0
+        resolved = st.n_on_time + st.n_late
+        f["on_time_ratio"] = st.n_on_time / resolved if resolved else 1.0
+        f["late_ratio"] = st.n_late / resolved if resolved else 0.0
+        f["n_resolved"] = float(resolved)
+        oldest = st.ledger.oldest_unpaid()
+        f["dpd_now"] = float(dpd_at(oldest.due if oldest else None, now))
+        f["max_dpd"] = float(st.max_dpd)
+        f["n_episodes"] = float(st.n_episodes)
+        f["days_since_repayment"] = (now - st.last_repay_ts) / MS_PER_DAY if st.last_repay_ts else -1.0
+        f["account_age_days"] = (now - st.opened_ts) / MS_PER_DAY if st.opened_ts else 0.0
+        return f
+
+    def _purchase(self, st: AccountState, ev: Purchase) -> None:
+        if st.is_new:
+            self._open(st, ev.ts, None, ev.event_id)
+        pol = self.policy
+        available = st.available
+        util_before = st.ledger.outstanding / max(st.credit_limit, 1)
+        pay = st.ledger.purchase(ev.event_id, ev.ts, ev.amount, ev.installments, self.grace_ms)
+        self._completed(st, pay.completed, ev.ts)
+        st.activity.add_purchase(ev.ts, ev.amount, ev.merchant_id, ev.category, is_night(ev.ts, self.tz))
+        x = self._features(st, ev.ts)
+        x["util_jump"] = x["utilisation"] - util_before
+        x["amount_to_limit"] = ev.amount / max(st.credit_limit, 1)
+        x["installments"] = float(ev.installments)
+        for ch in ("app", "web", "pos"):
+            x[f"channel_{ch}"] = 1.0 if ev.channel == ch else 0.0
+        pd = self.model.predict_one(x)
+        pm = self.model.model_pd(x) if self.model.n_labels else pd
+        anomaly = self.anomaly.score_and_learn(x)
+        grade = pol.grade(pd)
+        st.last_pd, st.grade, st.model_version = pd, grade, self.model.version
+        due1 = ev.ts + 30 * MS_PER_DAY
+        st.labels.append([ev.event_id, due1, x, pd, pm])
+        a = pol.alerts
+        fraud = (anomaly >= a["fraud_anomaly"] and x["utilisation"] >= a["fraud_min_utilisation"]) or (
+            x["velocity_24h"] >= a["fraud_velocity"]
+            and x["count_24h"] >= 2
+            and x["spend_24h"] * 100 >= a["fraud_min_burst_to_limit"] * st.credit_limit
+        )
+        uid = st.user_id
+        if ev.amount > available:
+            self._alert(ev.ts, "over_limit", "warning", uid, f"over_limit:{uid}:{ev.event_id}",
+                        f"purchase {fmt(ev.amount)} beyond available credit {fmt(available)}",
+                        {"order_id": ev.order_id, "amount": fmt(ev.amount), "available": fmt(available),
+                         "frozen": st.frozen})
+        if pd >= a["high_risk_pd"]:
+            self._alert(ev.ts, "high_risk_purchase", "warning", uid, f"high_risk_purchase:{uid}:{ev.event_id}",
+                        f"purchase scored pd {pd:.2f} (grade {grade})",
+                        {"order_id": ev.order_id, "pd": round(pd, 4), "grade": grade,
+                         "model_version": self.model.version})
+        if fraud and ev.ts - st.last_fraud_ts >= 7 * MS_PER_DAY:
+            st.last_fraud_ts = ev.ts
+            self._alert(ev.ts, "fraud_suspected", "high", uid, f"fraud_suspected:{uid}:{ev.event_id}",
+                        "burst of spending far above the user's baseline (bust-out / takeover pattern)",
+                        {"order_id": ev.order_id, "anomaly": round(anomaly, 4),
+                         "velocity_24h": round(x["velocity_24h"], 2), "spend_24h": x["spend_24h"],
+                         "utilisation": round(x["utilisation"], 4)})
+        dec = consider_lower(st, pol, ev.ts, pd, anomaly, fraud)
+        if dec:
+            st.last_lower_ts = ev.ts
+            self._apply_limit(st, ev.ts, dec, ev.event_id, pd, grade)
+        self._out.append((out.TOPIC_DECISIONS, uid, out.decision(
+            event_id=ev.event_id, ts=ev.ts, user_id=uid, order_id=ev.order_id, amount=ev.amount,
+            channel=ev.channel, category=ev.category, installments=ev.installments, pd=pd, anomaly=anomaly,
+            grade=grade, apr_bps=pol.apr(grade, ev.channel), model_version=self.model.version,
+            utilisation=x["utilisation"], approved_within_limit=ev.amount <= available)))
+        self._maybe_raise(st, ev.ts, ev.event_id)
+
+    def _repayment(self, st: AccountState, ev: Repayment) -> None:
+        if st.is_new:
+            self._open(st, ev.ts, None, ev.event_id)
+        oldest = st.ledger.oldest_unpaid()
+        dpd_before = dpd_at(oldest.due if oldest else None, ev.ts)
+        pay = st.ledger.repay(ev.ts, ev.amount, self.grace_ms)
+        st.activity.add_repayment(ev.ts, ev.amount)
+        st.last_repay_ts = max(st.last_repay_ts, ev.ts)
+        self._completed(st, pay.completed, ev.ts)
+        uid = st.user_id
+        if st.episode is not None and not any(i.due <= ev.ts for i in st.ledger.unpaid()):
+            ep = st.episode
+            st.episode = None
+            st.deferred = [d for d in st.deferred if d[1] == "repayment_reminder"]
+            self._alert(ev.ts, "cured", "info", uid, f"cured:{uid}:{ep.episode_id}",
+                        f"all overdue installments paid at DPD {dpd_before}",
+                        {"episode_id": ep.episode_id, "dpd": dpd_before, "resolves": ep.pages})
+            if st.frozen:
+                st.awaiting_unfreeze, st.on_time_since_cure = True, 0
+        self._set_dpd(st, ev.ts)
+        if st.frozen and st.awaiting_unfreeze and st.on_time_since_cure >= self.unfreeze_after:
+            st.awaiting_unfreeze = False
+            self._limit(st, ev.ts, "unfreeze", st.credit_limit, st.credit_limit, ["cured", "on_time_after_cure"],
+                        ev.event_id, frozen=False)
+        self._out.append((out.TOPIC_REPAYMENTS_APPLIED, uid, out.repayment_applied(
+            event_id=ev.event_id, ts=ev.ts, user_id=uid, amount=ev.amount, method=ev.method,
+            outstanding_after=st.ledger.outstanding, on_time=dpd_before == 0, dpd_before=dpd_before)))
+        self._maybe_raise(st, ev.ts, ev.event_id)
+
+    def _completed(self, st: AccountState, completed: list, ts: int) -> None:
+        for inst, on_time in completed:
+            if on_time:
+                st.n_on_time += 1
+                if st.awaiting_unfreeze:
+                    st.on_time_since_cure += 1
+            else:
+                st.n_late += 1
+            if inst.k == 1:
+                self._resolve_label(st, inst.purchase_id, False, ts)
+
+    def _maybe_raise(self, st: AccountState, ts: int, cause: str) -> None:
+        dec = consider_raise(st, self.policy, ts, self._peak_util(st, ts - 30 * MS_PER_DAY))
+        if dec:
+            st.last_raise_ts = ts
+            self._apply_limit(st, ts, dec, cause, st.last_pd, st.grade)
+
+    @staticmethod
+    def _peak_util(st: AccountState, since: int) -> float:
+        """Highest utilisation reached right after a purchase since ``since`` (replayed from activity)."""
+        # outstanding after each purchase = current outstanding + repayments since then - purchases since then
+        cur = st.ledger.outstanding
+        peak = cur / max(st.credit_limit, 1)
+        events = [(p[0], -p[1]) for p in st.activity.purchases if p[0] >= since]
+        events += [(r[0], r[1]) for r in st.activity.repayments if r[0] >= since]
+        events.sort(reverse=True)
+        run = cur
+        for _, delta in events:  # walk back in time
+            if delta < 0:  # a purchase: outstanding right after it was `run`
+                peak = max(peak, run / max(st.credit_limit, 1))
+            run += delta
+            run = max(run, 0)
+        return peak
+
+    # ------------------------------------------------------------------ limits and alerts
+    def _apply_limit(self, st: AccountState, ts: int, dec: LimitDecision, cause: str, pd: float | None,
+                     grade: str | None) -> None:
+        self._limit(st, ts, dec.action, st.credit_limit, dec.new_limit, dec.reasons, cause, pd=pd, grade=grade)
+
+    def _limit(self, st: AccountState, ts: int, action: str, old: int, new: int, reasons: list[str], cause: str,
+               *, pd: float | None = None, grade: str | None = None, frozen: bool | None = None) -> None:
+        st.credit_limit = new
+        if frozen is not None:
+            st.frozen = frozen
+        self._out.append((out.TOPIC_LIMIT_CHANGES, st.user_id, out.limit_change(
+            ts=ts, user_id=st.user_id, action=action, old_limit=old, new_limit=new, reason_codes=reasons,
+            score=pd if pd is not None else st.last_pd, grade=grade or st.grade,
+            model_version=self.model.version, cause_id=cause)))
+
+    def _alert(self, ts: int, kind: str, severity: str, uid: str, dedup_key: str, summary: str,
+               details: dict[str, Any]) -> None:
+        self._out.append((out.TOPIC_ALERTS, uid, out.alert(
+            ts=ts, kind=kind, severity=severity, subject_type="user", subject_id=uid, dedup_key=dedup_key,
+            summary=summary, details=details)))
+
+    def _set_dpd(self, st: AccountState, ts: int) -> None:
+        oldest = st.ledger.oldest_unpaid()
+        dpd = dpd_at(oldest.due if oldest else None, ts) if st.episode is not None else 0
+        if out.dpd_bucket(dpd) != out.dpd_bucket(st.dpd):
+            overdue = sum(i.unpaid for i in st.ledger.unpaid() if i.due <= ts)
+            self._out.append((out.TOPIC_DPD, st.user_id, out.dpd_snapshot(
+                ts=ts, user_id=st.user_id, dpd=dpd, prev_dpd=st.dpd, outstanding=st.ledger.outstanding,
+                overdue=overdue)))
+        st.dpd = dpd
+        st.max_dpd = max(st.max_dpd, dpd)
+
+    # ------------------------------------------------------------------ timers
+    def _pending(self, st: AccountState) -> tuple[int, str, Any] | None:
+        """The account's earliest pending timer: (instant, kind, payload)."""
+        best: tuple[int, str, Any] | None = None
+
+        def consider(t: int, kind: str, payload: Any) -> None:
+            nonlocal best
+            if best is None or (t, kind) < (best[0], best[1]):
+                best = (t, kind, payload)
+
+        for d in st.deferred:
+            consider(d[0], "0deferred", d)
+        unpaid = st.ledger.unpaid()
+        if self.pre_due_steps:
+            reminded = set(st.reminded)
+            for inst in unpaid:
+                ref = f"{inst.purchase_id}:{inst.k}"
+                for step in self.pre_due_steps:
+                    if f"{ref}:{step.kind}" not in reminded and ref not in reminded:
+                        consider(inst.due + step.offset_days * MS_PER_DAY, "1predue", (inst, step, ref))
+        if unpaid:
+            oldest = unpaid[0]
+            fired = st.episode.fired if st.episode else ()
+            for step in self.dpd_steps:
+                if step.kind not in fired:
+                    consider(oldest.due + step.offset_days * MS_PER_DAY, "2step", (oldest, step))
+                    break
+        for lab in st.labels:
+            consider(lab[1] + self.default_ms, "3label", lab)
+        return best
+
+    def next_timer(self, st: AccountState) -> int | None:
+        """When this account next needs the clock (None: nothing pending)."""
+        p = self._pending(st)
+        return p[0] if p else None
+
+    def advance(self, st: AccountState, until: int) -> None:
+        """Fire every timer of the account with instant <= ``until``, in time order."""
+        for _ in range(10_000):
+            p = self._pending(st)
+            if p is None or p[0] > until:
+                return
+            t, kind, payload = p
+            if kind == "0deferred":
+                st.deferred.remove(payload)
+                self._fire_deferred(st, payload)
+            elif kind == "1predue":
+                inst, step, ref = payload
+                st.reminded.append(ref)
+                self._customer_contact(st, t, step, ref, 0)
+            elif kind == "2step":
+                self._fire_step(st, t, payload[0], payload[1])
+            else:
+                st.labels.remove(payload)
+                inst = next((i for i in st.ledger.installments
+                             if i.purchase_id == payload[0] and i.k == 1), None)
+                self._learn(payload, inst is not None and inst.paid_ts is None, t)
+
+    def _customer_contact(self, st: AccountState, t: int, step: LadderStep, ref: str, dpd: int) -> None:
+        ready = self.contact.earliest(t, st.contacts)
+        if ready == t:
+            self._emit_contact(st, t, step.kind, step.severity, ref, dpd, t)
+        else:
+            st.deferred.append([ready, step.kind, ref, dpd, t])
+
+    def _fire_deferred(self, st: AccountState, d: list[Any]) -> None:
+        ready, kind, ref, dpd, step_ts = d
+        if kind == "repayment_reminder":
+            pid, k = ref.rsplit(":", 1)
+            inst = next((i for i in st.ledger.installments if i.purchase_id == pid and i.k == int(k)), None)
+            if inst is None or inst.paid_ts is not None:
+                return
+        elif st.episode is None or st.episode.episode_id != ref:
+            return
+        ready2 = self.contact.earliest(ready, st.contacts)
+        step = next(s for s in self.policy.ladder_steps if s.kind == kind)
+        if ready2 != ready:
+            st.deferred.append([ready2, kind, ref, dpd, step_ts])
+            return
+        self._emit_contact(st, ready, kind, step.severity, ref, dpd, step_ts)
+
+    def _emit_contact(self, st: AccountState, t: int, kind: str, severity: str, ref: str, dpd: int,
+                      step_ts: int) -> None:
+        st.contacts.append(t)
+        uid = st.user_id
+        if kind == "repayment_reminder":
+            pid, k = ref.rsplit(":", 1)
+            inst = next(i for i in st.ledger.installments if i.purchase_id == pid and i.k == int(k))
+            self._alert(t, kind, severity, uid, f"{kind}:{uid}:{ref}",
+                        f"installment {k} of {fmt(inst.amount)} due {fmt_ts(inst.due)[:10]}",
+                        {"dpd": dpd, "purchase_id": pid, "installment": int(k), "amount": fmt(inst.unpaid),
+                         "due": fmt_ts(inst.due), "scheduled_ts": fmt_ts(step_ts)})
+        else:
+            self._alert(t, kind, severity, uid, f"{kind}:{uid}:{ref}",
+                        f"account {dpd} days past due", {"dpd": dpd, "episode_id": ref,
+                                                         "outstanding": fmt(st.ledger.outstanding),
+                                                         "scheduled_ts": fmt_ts(step_ts)})
+
+    def _fire_step(self, st: AccountState, t: int, oldest: Any, step: LadderStep) -> None:
+        uid = st.user_id
+        if st.episode is None:
+            st.n_episodes += 1
+            st.episode = Episode(f"{uid}-e{st.n_episodes}", oldest.due)
+        ep = st.episode
+        ep.fired.append(step.kind)
+        dpd = step.offset_days
+        self._set_dpd(st, t)
+        if step.customer_facing:
+            self._customer_contact(st, t, step, ep.episode_id, dpd)
+        else:
+            key = f"{step.kind}:{uid}:{ep.episode_id}"
+            ep.pages.append(key)
+            self._alert(t, step.kind, step.severity, uid, key, f"account {dpd} days past due",
+                        {"dpd": dpd, "episode_id": ep.episode_id, "outstanding": fmt(st.ledger.outstanding),
+                         "first_due_unpaid": fmt_ts(oldest.due)})
+        if dpd >= self.freeze_dpd and not st.frozen:
+            st.awaiting_unfreeze = False
+            self._limit(st, t, "freeze", st.credit_limit, st.credit_limit, [f"dpd_{dpd}"], ep.episode_id,
+                        frozen=True)
+        if step.bureau_report:
+            rep = out.bureau_report(ts=t, user_id=uid, outstanding=st.ledger.outstanding, dpd=dpd,
+                                    first_due_unpaid=oldest.due, episode_id=ep.episode_id)
+            self._out.append((out.TOPIC_BUREAU, uid, rep))
+            key = f"bureau_report:{uid}:{ep.episode_id}"
+            self._alert(t, "bureau_report", "critical", uid, key, f"reported to the credit bureau at DPD {dpd}",
+                        {"dpd": dpd, "episode_id": ep.episode_id, "report_id": rep["report_id"],
+                         "outstanding": rep["outstanding"]})
+
+    # ------------------------------------------------------------------ delayed labels
+    def _resolve_label(self, st: AccountState, purchase_id: str, y: bool, ts: int) -> None:
+        for lab in st.labels:
+            if lab[0] == purchase_id:
+                st.labels.remove(lab)
+                self._learn(lab, y, ts)
+                return
+
+    def _learn(self, lab: list[Any], y: bool, ts: int) -> None:
+        _, _, x, p_decision, p_model = lab
+        self.metrics.update(p_decision, y)
+        self.model_metrics.update(p_model, y)
+        if self.label_log is not None:
+            self.label_log.append((x, p_decision, p_model, y, ts))
+        self.model.learn_one(x, y)
+        self._labels += 1
+        self.labels_since_checkpoint += 1
+        if self.metrics.n % self.metrics_every == 0:
+            self._out.append((out.TOPIC_MODEL_METRICS, self.worker_id, out.model_metric(
+                ts=ts, model="default", model_version=self.model.version, n_labels=self.metrics.n,
+                auc=_nz(self.metrics.auc), logloss=_nz(self.metrics.logloss), positives=self.metrics.positives,
+                worker=self.worker_id)))
+
+
+def _nz(v: float) -> float:
+    return 0.0 if v != v else v

@@ -1,0 +1,103 @@
+"""Rolling per-user features in event time.
+
+The raw material is the user's recent activity (purchases and repayments of the last 30 days, kept in
+the user's Redis state next to the ledger, so one round trip per batch reads and writes both). Features
+are recomputed from it at decision time: windows are exact (no bucket approximation) and the cost is
+bounded by ``MAX_RECENT`` entries per user. The catalogue is in docs/features.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from riskmon.eventtime import MS_PER_DAY, MS_PER_HOUR
+
+WINDOWS = {"1h": MS_PER_HOUR, "24h": 24 * MS_PER_HOUR, "7d": 7 * MS_PER_DAY, "30d": 30 * MS_PER_DAY}
+KEEP_MS = WINDOWS["30d"]
+MAX_RECENT = 400  # per list; a user with more purchases in 30 days keeps the newest
+
+INCOME_ORD = {"low": 0.0, "mid": 1.0, "high": 2.0, "very_high": 3.0}
+AGE_ORD = {"18-25": 0.0, "26-35": 1.0, "36-50": 2.0, "51+": 3.0}
+
+
+def is_night(ts: int, tz: ZoneInfo) -> bool:
+    """Purchases between 00:00 and 06:00 local time count as night-time."""
+    return datetime.fromtimestamp(ts / 1000, tz=UTC).astimezone(tz).hour < 6
+
+
+@dataclass(slots=True)
+class Activity:
+    """Recent purchases ``(ts, amount, merchant, category, night)`` and repayments ``(ts, amount)``."""
+
+    purchases: list[list[Any]] = field(default_factory=list)
+    repayments: list[list[Any]] = field(default_factory=list)
+
+    def add_purchase(self, ts: int, amount: int, merchant: str, category: str, night: bool) -> None:
+        """Record a purchase (kept sorted by ts; slight disorder is tolerated)."""
+        self.purchases.append([ts, amount, merchant, category, int(night)])
+        if len(self.purchases) > 1 and self.purchases[-2][0] > ts:
+            self.purchases.sort(key=lambda p: p[0])
+        if len(self.purchases) > MAX_RECENT:
+            del self.purchases[: len(self.purchases) - MAX_RECENT]
+
+    def add_repayment(self, ts: int, amount: int) -> None:
+        """Record a repayment."""
+        self.repayments.append([ts, amount])
+        if len(self.repayments) > MAX_RECENT:
+            del self.repayments[: len(self.repayments) - MAX_RECENT]
+
+    def prune(self, now: int) -> None:
+        """Drop entries older than the longest window."""
+        cutoff = now - KEEP_MS
+        self.purchases = [p for p in self.purchases if p[0] >= cutoff]
+        self.repayments = [r for r in self.repayments if r[0] >= cutoff]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact form for the state blob."""
+        return {"p": self.purchases, "r": self.repayments}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Activity:
+        """Inverse of :meth:`to_dict`."""
+        return cls(list(d.get("p", ())), list(d.get("r", ())))
+
+
+def window_features(act: Activity, now: int) -> dict[str, float]:
+    """Spend/count per window, diversity, largest purchase, night share, velocity, repay/spend."""
+    out: dict[str, float] = {}
+    for name, width in WINDOWS.items():
+        lo = now - width
+        amounts = [p[1] for p in act.purchases if lo < p[0] <= now]
+        out[f"spend_{name}"] = sum(amounts) / 100.0
+        out[f"count_{name}"] = float(len(amounts))
+    lo7 = now - WINDOWS["7d"]
+    recent7 = [p for p in act.purchases if lo7 < p[0] <= now]
+    out["distinct_merchants_7d"] = float(len({p[2] for p in recent7}))
+    out["distinct_categories_7d"] = float(len({p[3] for p in recent7}))
+    lo30 = now - WINDOWS["30d"]
+    recent30 = [p for p in act.purchases if lo30 < p[0] <= now]
+    out["max_purchase_30d"] = max((p[1] for p in recent30), default=0) / 100.0
+    out["night_share_30d"] = (sum(p[4] for p in recent30) / len(recent30)) if recent30 else 0.0
+    repaid30 = sum(r[1] for r in act.repayments if lo30 < r[0] <= now) / 100.0
+    spend30 = out["spend_30d"]
+    out["repay_to_spend_30d"] = repaid30 / spend30 if spend30 > 0 else 1.0
+    # velocity: last 24h spend against the user's own daily baseline over the previous 29 days
+    prior = spend30 - out["spend_24h"]
+    baseline_daily = prior / 29.0
+    out["velocity_24h"] = out["spend_24h"] / max(baseline_daily, 10.0)
+    return out
+
+
+def applicant_features(attrs: dict[str, Any]) -> dict[str, float]:
+    """Applicant attributes as numbers (missing -> neutral values, flagged)."""
+    score = attrs.get("bureau_score")
+    return {
+        "bureau_score": ((score if score is not None else 600) - 600) / 100.0,
+        "bureau_missing": 0.0 if score is not None else 1.0,
+        "income_band": INCOME_ORD.get(attrs.get("income_band") or "", 1.0),
+        "age_band": AGE_ORD.get(attrs.get("age_band") or "", 1.0),
+        "city_tier": float(attrs.get("city_tier") or 2),
+    }
