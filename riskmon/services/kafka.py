@@ -31,6 +31,7 @@ KAFKA_HOME = REPO_ROOT / "infra" / "kafka"
 POM = KAFKA_HOME / "pom.xml"
 LIB = KAFKA_HOME / "lib"
 STAMP = ".pom.sha256"
+WORK = KAFKA_HOME / "target"  # gitignored: fetch lock and half-finished downloads
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 DEFAULT_HEAP = "512m"
@@ -89,14 +90,14 @@ def ensure_jars(log: Callable[[str], None] | None = None) -> Path:
     mvn = shutil.which("mvn")
     if not mvn:
         raise ServiceError(MAVEN_HINT)
-    KAFKA_HOME.mkdir(parents=True, exist_ok=True)
-    with open(KAFKA_HOME / ".fetch.lock", "w") as lock:
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "fetch.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if jars_ready():
             return LIB
         if log:
             log("fetching Apache Kafka jars from Maven Central (first use only)...")
-        tmp = KAFKA_HOME / f"lib.tmp-{os.getpid()}"
+        tmp = WORK / f"lib.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         result = subprocess.run(
             [mvn, "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"],
@@ -110,7 +111,7 @@ def ensure_jars(log: Callable[[str], None] | None = None) -> Path:
                 f"{(result.stdout + result.stderr)[-3000:]}"
             )
         (tmp / STAMP).write_text(pom_hash())
-        old = KAFKA_HOME / f"lib.old-{os.getpid()}"
+        old = WORK / f"lib.old-{os.getpid()}"
         if LIB.exists():
             LIB.rename(old)
         tmp.rename(LIB)
