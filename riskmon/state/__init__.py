@@ -1,0 +1,1 @@
+"""State stores: where account state, timers and model checkpoints live (Redis)."""

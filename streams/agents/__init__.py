@@ -1,0 +1,1 @@
+"""One module per agent. Each exposes ``register(app, ...)`` and stays a few lines: decode, decide, emit."""

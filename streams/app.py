@@ -1,0 +1,39 @@
+"""Build the Faust application (and nothing else: agents register themselves in ``streams.agents``)."""
+
+from __future__ import annotations
+
+import faust
+
+from riskmon.config import Settings
+
+
+def bootstrap_url(settings: Settings) -> str:
+    """The broker URL Faust wants (``kafka://host:port``)."""
+    url = settings.broker_url or "kafka://127.0.0.1:9092"
+    return url if "://" in url else f"kafka://{url}"
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app whose consumer group is ``settings.app_id``.
+
+    At-least-once processing with idempotent state (event ids in Redis) rather than Kafka transactions,
+    because the embedded Tansu broker has no transactions and the same code must run on both brokers.
+    No Faust tables: state lives in Redis (docs/state.md says why), so no changelog recovery on restart.
+    """
+    return faust.App(
+        settings.app_id,
+        broker=bootstrap_url(settings),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        web_enabled=False,
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=5000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=8192,
+        broker_request_timeout=90.0,
+        broker_session_timeout=30.0,
+        broker_heartbeat_interval=3.0,
+    )

@@ -1,0 +1,26 @@
+"""Topic declarations. Values are raw bytes: the contract is validated by ``riskmon.contract``.
+
+Why raw and not ``faust.Record`` models: Faust's model decoding raises on a malformed payload before the
+agent sees it, so the reason could not be named and the message could not be dead-lettered with its
+offset. We decode at the edge ourselves and never crash on bad input.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from riskmon import contract
+from riskmon import outputs as out
+
+USER_TOPICS = (contract.TOPIC_ACCOUNTS, contract.TOPIC_PURCHASES, contract.TOPIC_REPAYMENTS)
+
+
+def input_topic(app: faust.App, name: str) -> faust.TopicT:
+    """An input topic with raw keys and values, partitioned like every other subject-keyed topic."""
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                     partitions=app.conf.topic_partitions)
+
+
+def all_topic_names() -> list[str]:
+    """Every topic riskmon reads or writes (created up front with the same partition count)."""
+    return list(contract.INPUT_TOPICS) + list(out.OUTPUT_TOPICS)
