@@ -132,7 +132,7 @@ class HookDispatcher:
         self._queues: dict[str, asyncio.Queue[Job]] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: dict[asyncio.TimerHandle, Job] = {}
         self._outstanding = 0
         self._idle: asyncio.Event | None = None
         self._started = False
@@ -192,8 +192,10 @@ class HookDispatcher:
         self._stopping = True
         with contextlib.suppress(TimeoutError):
             await self.drain(drain_timeout_s)
-        for t in self._timers:
-            t.cancel()
+        for handle, job in list(self._timers.items()):
+            handle.cancel()
+            await self._dead_letter(job, "shutdown while deferred", 0)
+        self._timers.clear()
         for task in self._workers.values():
             task.cancel()
         await asyncio.gather(*self._workers.values(), return_exceptions=True)
@@ -231,14 +233,14 @@ class HookDispatcher:
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
-            self._timers.discard(handle)
+            self._timers.pop(handle, None)
             if self._stopping:
                 asyncio.ensure_future(self._dead_letter(job, "shutdown while deferred", 0))
             elif not self._enqueue(job, counted=True):
                 asyncio.ensure_future(self._dead_letter(job, "queue full", 0))
 
         handle = loop.call_later(delay_s, fire)
-        self._timers.add(handle)
+        self._timers[handle] = job
 
     async def _worker(self, dest: Destination) -> None:
         queue = self._queues[dest.name]

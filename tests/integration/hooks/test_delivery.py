@@ -364,3 +364,39 @@ def test_retry_after_429_then_success(redis_url: str) -> None:
         assert len({r.headers["X-Riskmon-Delivery-Id"] for r in rx.requests}) == 1
 
     asyncio.run(scenario())
+
+
+def test_stop_mid_delivery_dead_letters_and_next_worker_resends_flagged(redis_url: str) -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def hang(_: Any) -> web.Response:
+            await gate.wait()
+            return web.Response(status=200)
+
+        stuck = await start_receiver(respond=hang)
+        client = aioredis.from_url(redis_url)
+        d1 = HookDispatcher(settings(), policy({"wh": {"type": "webhook", "url": stuck.url, "timeout_s": 60}}),
+                            client, env={})
+        await d1.start()
+        for i in range(3):
+            await d1.submit(page(i))
+        while not stuck.requests:
+            await asyncio.sleep(0.01)
+        await d1.stop(drain_timeout_s=0.05)  # the first request is in flight, two are queued
+        dead = await read_dead_letters(client)
+        assert sorted(r["error"] for r in dead) == ["shutdown", "shutdown", "shutdown during delivery"]
+        gate.set()
+        await stuck.stop()
+
+        rx = await start_receiver()
+        # the operator replays the dead letters into a new worker: the interrupted one is flagged
+        d2 = await run_dispatcher(redis_url, policy({"wh": {"type": "webhook", "url": rx.url}}),
+                                  [r["alert"] for r in reversed(dead)])
+        await rx.stop()
+        await client.aclose()
+        assert d2.stats["wh"]["delivered"] == 3 and d2.stats["wh"]["redelivered"] == 1
+        flags = {r.json["dedup_key"].rsplit(":", 1)[1]: r.headers.get("X-Riskmon-Redelivery") for r in rx.requests}
+        assert flags == {"ep0": "1", "ep1": None, "ep2": None}
+
+    asyncio.run(scenario())
