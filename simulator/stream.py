@@ -1,0 +1,180 @@
+"""One simulated run: customers + enterprises, merged in event-time order, with faults injected.
+
+The run is built in memory as compact entries (sort key, topic, key, payload bytes) so writing a file
+or producing to Kafka is a tight loop over pre-serialised payloads. Ground truth is assembled from the
+customers' schedules (valid events only) and the emitted lines (counts, duplicates, bad lines).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from riskmon.config import Settings
+from riskmon.contract import INPUT_TOPICS, TOPIC_ACCOUNTS, TOPIC_METRICS
+from riskmon.eventtime import MS_PER_HOUR, fmt_ts
+from riskmon.policy import load_policy
+from simulator import enterprises
+from simulator.config import SEGMENTS, SimConfig
+from simulator.consumers import Context, Customer
+from simulator.faults import make_bad
+
+# Line flags
+VALID, DUPLICATE, BAD, LATE = "valid", "duplicate", "bad", "late"
+
+# A line of the run: (emit ts, subject index, sequence, topic, key, payload, flag, is_raw, bad info)
+Line = tuple[int, int, int, str, str, bytes, str, bool, tuple[str, str] | None]
+
+ENTERPRISE_INDEX_BASE = 1 << 40
+INJECTED_INDEX_BASE = 1 << 50
+
+
+def ledger_defaults() -> tuple[int, int]:
+    """(default credit limit fen, default DPD) from the policy file, so truth matches the pipeline."""
+    policy = load_policy(Settings().policy_path)
+    return policy.default_limit, policy.default_dpd
+
+
+def assign_segments(cfg: SimConfig) -> list[str]:
+    """Exact segment counts by largest remainder, shuffled deterministically over customers."""
+    total = sum(cfg.segment_mix.get(s, 0.0) for s in SEGMENTS)
+    quotas = [(s, cfg.users * cfg.segment_mix.get(s, 0.0) / total) for s in SEGMENTS]
+    counts = {s: int(q) for s, q in quotas}
+    short = cfg.users - sum(counts.values())
+    for s, _ in sorted(quotas, key=lambda sq: (-(sq[1] - int(sq[1])), SEGMENTS.index(sq[0])))[:short]:
+        counts[s] += 1
+    segments = [s for s in SEGMENTS for _ in range(counts[s])]
+    random.Random(f"{cfg.seed}:segments").shuffle(segments)
+    return segments
+
+
+@dataclass
+class Simulation:
+    """A built run: its lines in emission order and its ground truth."""
+
+    config: SimConfig | None  # None for hand-written scenarios without background traffic
+    lines: list[Line]
+    truth: dict[str, Any] = field(default_factory=dict)
+
+    def iter_dicts(self) -> Iterator[dict[str, Any]]:
+        """The JSONL line objects (``value`` decoded, ``raw`` kept as the exact payload string)."""
+        for line in self.lines:
+            if line[7]:
+                yield {"topic": line[3], "key": line[4], "raw": line[5].decode("utf-8")}
+            else:
+                yield {"topic": line[3], "key": line[4], "value": orjson.loads(line[5])}
+
+
+def simulate(cfg: SimConfig, default_limit_fen: int | None = None, default_dpd: int | None = None) -> Simulation:
+    """Build the whole run in memory (deterministic in ``cfg``)."""
+    if default_limit_fen is None or default_dpd is None:
+        pol_limit, pol_dpd = ledger_defaults()
+        default_limit_fen = pol_limit if default_limit_fen is None else default_limit_fen
+        default_dpd = pol_dpd if default_dpd is None else default_dpd
+    ctx = Context(cfg.seed, cfg.start_ms, cfg.end_ms, default_limit_fen, default_dpd, cfg.installments_truth)
+    valid: list[tuple[int, int, int, str, str, bytes]] = []
+    users: dict[str, Any] = {}
+    width = max(5, len(str(cfg.users)))
+    for i, segment in enumerate(assign_segments(cfg)):
+        uid = f"{cfg.user_prefix}{i:0{width}d}"
+        cust = Customer(ctx, i, uid, segment)
+        valid.extend(cust.run())
+        users[uid] = cust.truth()
+    ent_events, ent_truth = enterprises.generate(cfg.seed, cfg.enterprises, cfg.start_ms, cfg.days)
+    for j, (ts, value) in enumerate(ent_events):
+        valid.append((ts, ENTERPRISE_INDEX_BASE, j, TOPIC_METRICS, value["enterprise_id"], orjson.dumps(value)))
+    valid.sort()
+    lines = _inject(cfg, valid)
+    truth = _truth(cfg, lines, users, ent_truth, default_limit_fen, default_dpd)
+    return Simulation(cfg, lines, truth)
+
+
+def _inject(cfg: SimConfig, valid: list[tuple[int, int, int, str, str, bytes]]) -> list[Line]:
+    """Late emission, duplicates and bad messages at the configured rates, then emission order."""
+    rng = random.Random(f"{cfg.seed}:faults")
+    out: list[Line] = []
+    n_injected = 0
+    late_rate, dup_rate, bad_rate = cfg.late_rate, cfg.dup_rate, cfg.bad_rate
+    rand = rng.random
+    for ts, a, b, topic, key, payload in valid:
+        emit, flag = ts, VALID
+        if late_rate and topic != TOPIC_ACCOUNTS and rand() < late_rate:
+            emit, flag = ts + rng.randrange(5 * 60_000, 3 * MS_PER_HOUR), LATE
+        out.append((emit, a, b, topic, key, payload, flag, False, None))
+        if dup_rate and rand() < dup_rate:
+            n_injected += 1
+            out.append((emit + rng.randrange(1000, 15 * 60_000), INJECTED_INDEX_BASE, n_injected, topic, key,
+                        payload, DUPLICATE, False, None))
+        if bad_rate and rand() < bad_rate:
+            n_injected += 1
+            bad = make_bad(rng, topic, orjson.loads(payload), f"x:{n_injected}")
+            out.append((ts + rng.randrange(0, 10 * 60_000), INJECTED_INDEX_BASE, n_injected, topic, key,
+                        bad.payload(), BAD, bad.raw is not None, (bad.kind, bad.field)))
+    out.sort(key=lambda line: (line[0], line[1], line[2]))
+    return out
+
+
+def _truth(cfg: SimConfig, lines: list[Line], users: dict[str, Any], ent_truth: list[dict],
+           default_limit_fen: int, default_dpd: int) -> dict[str, Any]:
+    per_topic = {t: {"lines": 0, "valid": 0, "duplicates": 0, "bad": 0, "late": 0} for t in INPUT_TOPICS}
+    bad: list[dict[str, Any]] = []
+    for n, line in enumerate(lines):
+        flag, topic = line[6], line[3]
+        counts = per_topic[topic]
+        counts["lines"] += 1
+        if flag == VALID:
+            counts["valid"] += 1
+        elif flag == LATE:
+            counts["valid"] += 1
+            counts["late"] += 1
+        elif flag == DUPLICATE:
+            counts["duplicates"] += 1
+        else:
+            counts["bad"] += 1
+            kind, fld = line[8]  # type: ignore[misc]
+            bad.append({"line": n, "topic": topic, "kind": kind, "field": fld})
+    segments = dict.fromkeys(SEGMENTS, 0)
+    for u in users.values():
+        segments[u["segment"]] += 1
+    return {
+        "version": 1,
+        "config": {
+            "days": cfg.days, "users": cfg.users, "enterprises": cfg.enterprises, "seed": cfg.seed,
+            "start": cfg.start, "bad_rate": cfg.bad_rate, "dup_rate": cfg.dup_rate, "late_rate": cfg.late_rate,
+            "segment_mix": cfg.segment_mix,
+        },
+        "start_ms": cfg.start_ms,
+        "end_ms": cfg.end_ms,
+        "start": fmt_ts(cfg.start_ms),
+        "end": fmt_ts(cfg.end_ms),
+        "rules": {
+            "default_limit_fen": default_limit_fen,
+            "default_dpd": default_dpd,
+            "default_ts": f"first instant < end_ms at which an installment due at D is unpaid at "
+                          f"D + {default_dpd} days (paid_ts null or >= that instant)",
+            "installment_columns": ["purchase_event_id", "k", "due_ts", "amount_fen", "paid_ts"],
+            "times": "epoch milliseconds UTC",
+            "line": "0-based line number in the JSONL file / send order to Kafka",
+        },
+        "counts": {
+            "events_total": len(lines),
+            "events_valid": sum(c["valid"] for c in per_topic.values()),
+            "duplicates": sum(c["duplicates"] for c in per_topic.values()),
+            "bad": len(bad),
+            "late": sum(c["late"] for c in per_topic.values()),
+            "per_topic": per_topic,
+            "segments": segments,
+        },
+        "users": users,
+        "enterprises": ent_truth,
+        "bad": bad,
+    }
+
+
+def generate(cfg: SimConfig) -> Iterator[dict[str, Any]]:
+    """The run's JSONL line objects in emission order (see :meth:`Simulation.iter_dicts`)."""
+    return simulate(cfg).iter_dicts()

@@ -1,0 +1,202 @@
+"""Writing a run: JSONL file (one line per message) or straight to Kafka, plus the truth file.
+
+Line form: ``{"topic": ..., "key": ..., "value": {...}}`` or, when the payload is not a JSON object we
+can keep byte-exact, ``{"topic": ..., "key": ..., "raw": "<payload>"}``. The Kafka message value is
+``orjson.dumps(value)`` resp. ``raw.encode()``: :func:`payload_of` gives it for any line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from riskmon.contract import INPUT_TOPICS
+from simulator.config import SimConfig
+from simulator.stream import Simulation, simulate
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Stats:
+    """What a writer did; ``seconds`` covers generation and writing (wall clock, for reporting only)."""
+
+    lines: int = 0
+    valid: int = 0
+    duplicates: int = 0
+    bad: int = 0
+    late: int = 0
+    bytes: int = 0
+    generate_seconds: float = 0.0
+    write_seconds: float = 0.0
+    per_topic: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        """Generation plus writing time."""
+        return self.generate_seconds + self.write_seconds
+
+    @property
+    def events_per_s(self) -> float:
+        """Lines per second, end to end."""
+        return self.lines / self.seconds if self.seconds else 0.0
+
+
+def _stats(sim: Simulation) -> Stats:
+    c = sim.truth["counts"]
+    return Stats(lines=c["events_total"], valid=c["events_valid"], duplicates=c["duplicates"], bad=c["bad"],
+                 late=c["late"], per_topic={t: v["lines"] for t, v in c["per_topic"].items()})
+
+
+def write_truth(sim: Simulation, truth_path: str | Path | None) -> None:
+    """Write the ground truth as JSON (sorted keys, so equal runs give equal bytes)."""
+    if truth_path is not None:
+        Path(truth_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(truth_path).write_bytes(orjson.dumps(sim.truth, option=orjson.OPT_SORT_KEYS) + b"\n")
+
+
+def write_lines(sim: Simulation, path: str | Path, progress: Progress | None = None) -> int:
+    """Write a built run as JSONL; returns bytes written."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    prefixes: dict[tuple[str, str, bool], bytes] = {}
+    total = len(sim.lines)
+    step = max(1, total // 100)
+    written = 0
+    with open(path, "wb", buffering=1 << 20) as fh:
+        buf: list[bytes] = []
+        for n, line in enumerate(sim.lines):
+            topic, key, payload, is_raw = line[3], line[4], line[5], line[7]
+            pk = (topic, key, is_raw)
+            prefix = prefixes.get(pk)
+            if prefix is None:
+                prefix = b'{"topic":' + orjson.dumps(topic) + b',"key":' + orjson.dumps(key) + (
+                    b',"raw":' if is_raw else b',"value":')
+                prefixes[pk] = prefix
+            if is_raw:
+                payload = orjson.dumps(payload.decode("utf-8"))
+            buf.append(prefix + payload + b"}\n")
+            if len(buf) >= 4096:
+                chunk = b"".join(buf)
+                written += len(chunk)
+                fh.write(chunk)
+                buf.clear()
+            if progress is not None and n % step == 0:
+                progress(n, total)
+        chunk = b"".join(buf)
+        written += len(chunk)
+        fh.write(chunk)
+    if progress is not None:
+        progress(total, total)
+    return written
+
+
+def write_jsonl(config: SimConfig, path: str | Path, truth_path: str | Path | None = None,
+                progress: Progress | None = None) -> Stats:
+    """Simulate ``config`` and write the JSONL file and (optionally) the truth file."""
+    t0 = time.perf_counter()
+    sim = simulate(config)
+    t1 = time.perf_counter()
+    size = write_lines(sim, path, progress)
+    write_truth(sim, truth_path)
+    stats = _stats(sim)
+    stats.bytes = size
+    stats.generate_seconds = t1 - t0
+    stats.write_seconds = time.perf_counter() - t1
+    return stats
+
+
+def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
+    """Create the input topics that do not exist yet (same partition count: co-partitioning)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskmon-simulator")
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in INPUT_TOPICS if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+        return missing
+    finally:
+        admin.close()
+
+
+def normalise_bootstrap(bootstrap: str) -> str:
+    """Accept ``host:port`` or ``kafka://host:port``."""
+    return bootstrap.removeprefix("kafka://").rstrip("/")
+
+
+def produce_lines(sim: Simulation, bootstrap: str, progress: Progress | None = None) -> int:
+    """Send a built run to Kafka in line order (key = subject id, acks=all); returns bytes sent."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=normalise_bootstrap(bootstrap),
+        acks="all",
+        linger_ms=5,
+        batch_size=256 * 1024,
+        max_request_size=2 * 1024 * 1024,  # oversize test messages (> 64 KiB) must reach the topic
+        client_id="riskmon-simulator",
+    )
+    total = len(sim.lines)
+    step = max(1, total // 100)
+    sent = 0
+    errors: list[BaseException] = []
+    try:
+        for n, line in enumerate(sim.lines):
+            payload = line[5]
+            producer.send(line[3], key=line[4].encode(), value=payload).add_errback(errors.append)
+            sent += len(payload)
+            if progress is not None and n % step == 0:
+                progress(n, total)
+            if errors:
+                raise RuntimeError(f"producing to Kafka failed: {errors[0]!r}")
+        producer.flush()
+        if errors:
+            raise RuntimeError(f"producing to Kafka failed: {errors[0]!r}")
+    finally:
+        producer.close()
+    if progress is not None:
+        progress(total, total)
+    return sent
+
+
+def produce_to_kafka(config: SimConfig, bootstrap: str, truth_path: str | Path | None = None,
+                     progress: Progress | None = None, partitions: int | None = None) -> Stats:
+    """Simulate ``config`` and produce it to the input topics (created if missing)."""
+    from riskmon.config import Settings
+
+    t0 = time.perf_counter()
+    sim = simulate(config)
+    t1 = time.perf_counter()
+    ensure_topics(normalise_bootstrap(bootstrap), partitions or Settings().partitions)
+    size = produce_lines(sim, bootstrap, progress)
+    write_truth(sim, truth_path)
+    stats = _stats(sim)
+    stats.bytes = size
+    stats.generate_seconds = t1 - t0
+    stats.write_seconds = time.perf_counter() - t1
+    return stats
+
+
+def payload_of(line: dict[str, Any]) -> bytes:
+    """The exact message bytes of a JSONL line object."""
+    if "raw" in line:
+        return line["raw"].encode("utf-8")
+    return orjson.dumps(line["value"])
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[str, str, bytes]]:
+    """(topic, key, payload bytes) of every line of a JSONL file, in file order."""
+    with open(path, "rb") as fh:
+        for raw_line in fh:
+            if raw_line.strip():
+                line = orjson.loads(raw_line)
+                yield line["topic"], line["key"], payload_of(line)
