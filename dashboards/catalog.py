@@ -29,13 +29,16 @@ RISK_OPS = Dashboard(
         Panel("Critical alerts", "stat",
               "SELECT uniqExact(alert_id) AS critical_alerts FROM alerts FINAL "
               "WHERE $__timeFilter(ts) AND severity = 'critical'", ("critical_alerts",), w=6, h=4),
-        Panel("Purchase volume and amount", "timeseries",
-              f"SELECT $__timeInterval(ts) AS time, count() AS purchases, sum(amount) AS amount FROM {DEC} "
-              "GROUP BY time ORDER BY time", ("time", "purchases", "amount")),
+        Panel("Purchase volume", "timeseries",
+              f"SELECT $__timeInterval(ts) AS time, count() AS purchases, countIf(NOT within_limit) AS over_limit "
+              f"FROM {DEC} GROUP BY time ORDER BY time", ("time", "purchases", "over_limit"), w=8),
+        Panel("Amount financed per interval", "timeseries",
+              f"SELECT $__timeInterval(ts) AS time, sum(amount) AS amount FROM {DEC} GROUP BY time ORDER BY time",
+              ("time", "amount"), unit="currencyCNY", w=8),
         Panel("Average default probability by channel", "timeseries",
               f"SELECT $__timeInterval(ts) AS time, channel, avg(pd) AS avg_pd FROM {DEC} "
               "GROUP BY time, channel ORDER BY time, channel", ("time", "channel", "avg_pd"),
-              unit="percentunit"),
+              unit="percentunit", w=8),
         Panel("Alerts by kind", "timeseries",
               "SELECT $__timeInterval(ts) AS time, kind, count() AS alerts FROM alerts FINAL "
               "WHERE $__timeFilter(ts) GROUP BY time, kind ORDER BY time, kind", ("time", "kind", "alerts")),
@@ -197,7 +200,8 @@ MODEL = Dashboard(
               "UNION ALL SELECT 'dpd_snapshots', max(ts) FROM dpd_snapshots "
               "UNION ALL SELECT 'enterprise_metrics', max(ts) FROM enterprise_metrics "
               "UNION ALL SELECT 'model_metrics', max(ts) FROM model_metrics) "
-              "SELECT source, last_event, dateDiff('second', last_event, (SELECT max(last_event) FROM src)) "
+              "SELECT source, last_event, dateDiff('second', last_event, "
+              "(SELECT max(last_event) FROM src WHERE last_event <= $__toTime)) "
               "AS lag_behind_freshest_s FROM src WHERE last_event <= $__toTime ORDER BY lag_behind_freshest_s DESC",
               ("source", "last_event", "lag_behind_freshest_s"),
               description="Event-time lag of each feed behind the freshest one (a stalled feed stands out)."),

@@ -106,6 +106,8 @@ def sample_records(*, days: int = 14, users: int = 400, enterprises: int = 48, s
             if step >= 4 and rng.random() < 0.5:
                 break
         for bucket in BUCKETS[1:]:
+            if prev != "current" and rng.random() < 0.2:
+                break  # still in this bucket at the end of the window
             cure = rng.random() < 0.35
             nxt = "current" if cure else bucket
             ts += rng.randrange(MS_PER_DAY // 2, MS_PER_DAY * 2)
