@@ -39,14 +39,14 @@ def bootstrap_of(url: str) -> str:
 class Stack:
     """Starts what the settings say is needed; stops only what it started.
 
-    ``broker``: ``"tansu"`` | ``"apache"`` | ``"kafka://host:port"`` | None (= ``settings.broker_url``
-    if set, else ``settings.broker``). An explicit ``"tansu"``/``"apache"`` always starts that broker,
-    even when ``RISKMON_BROKER_URL`` is set. ``redis``: start a redis-server unless
+    ``broker``: ``"tansu"`` | ``"apache"`` | ``"kafka://host:port"`` | ``"none"`` (no broker, e.g. for a
+    Redis-only test) | None (= ``settings.broker_url`` if set, else ``settings.broker``). An explicit
+    ``"tansu"``/``"apache"`` always starts that broker, even when ``RISKMON_BROKER_URL`` is set. ``redis``: start a redis-server unless
     ``settings.redis_url`` is set (False: no Redis at all, ``redis_url`` is then None).
     """
 
     bootstrap: str
-    broker_kind: str
+    broker_kind: str  # "tansu" | "apache" | "external" | "none"
     redis_url: str | None
     clickhouse_dsn: str
 
@@ -108,6 +108,8 @@ class Stack:
                 self.bootstrap = kafka.bootstrap
             self.timings[choice] = time.monotonic() - t0
             self.broker_kind = choice
+        elif choice == "none":
+            self.broker_kind = "none"
         else:
             self.bootstrap = bootstrap_of(choice)
             self.broker_kind = "external"
@@ -138,10 +140,11 @@ class Stack:
     def env(self) -> dict[str, str]:
         """Environment for child processes (workers, sinks) so they use these services."""
         env = {
-            "RISKMON_BROKER_URL": self.broker_url,
             "RISKMON_CLICKHOUSE_DSN": self.clickhouse_dsn,
             "RISKMON_VAR_DIR": str(self.settings.var_dir),
         }
+        if self.bootstrap:
+            env["RISKMON_BROKER_URL"] = self.broker_url
         if self.redis_url:
             env["RISKMON_REDIS_URL"] = self.redis_url
         return env
@@ -155,6 +158,8 @@ class Stack:
         from kafka.admin import NewTopic
         from kafka.errors import TopicAlreadyExistsError
 
+        if not self.bootstrap:
+            raise ServiceError("this Stack has no broker (broker='none')")
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="riskmon-stack",
                                  request_timeout_ms=int(timeout * 1000))
         try:
