@@ -294,7 +294,9 @@ class HookDispatcher:
             while True:
                 attempt += 1
                 await self._buckets[dest.name].acquire()
-                if not await state.renew(dest.name, job.action, job.dedup_key, self._now_ms(), lease_ms):
+                # the claim itself started the lease; later attempts extend it (and detect a takeover)
+                if attempt > 1 and not await state.renew(dest.name, job.action, job.dedup_key, self._now_ms(),
+                                                         lease_ms):
                     stats["lost_lease"] += 1  # another owner took over after our lease ran out
                     return True
                 in_flight = True
