@@ -54,10 +54,10 @@ def cured(user: str, resolves: list[str], i: int = 999) -> dict[str, Any]:
 
 
 async def run_dispatcher(
-    redis_url: str, pol: dict[str, Any], alerts: list[dict[str, Any]], *, env: dict[str, str] | None = None,
+    clean_redis_url: str, pol: dict[str, Any], alerts: list[dict[str, Any]], *, env: dict[str, str] | None = None,
     drain_s: float = 60, **kw: Any,
 ) -> HookDispatcher:
-    client = aioredis.from_url(redis_url)
+    client = aioredis.from_url(clean_redis_url)
     d = HookDispatcher(settings(), pol, client, env=env or {}, **kw)
     await d.start()
     try:
@@ -70,11 +70,11 @@ async def run_dispatcher(
     return d
 
 
-def test_webhook_is_signed_masked_and_carries_dedup_key(redis_url: str) -> None:
+def test_webhook_is_signed_masked_and_carries_dedup_key(clean_redis_url: str) -> None:
     async def scenario() -> None:
         rx = await start_receiver()
         try:
-            d = await run_dispatcher(redis_url, policy({"wh": {"type": "webhook", "url": rx.url + "/hook"}}),
+            d = await run_dispatcher(clean_redis_url, policy({"wh": {"type": "webhook", "url": rx.url + "/hook"}}),
                                      [page(1), page(2)])
         finally:
             await rx.stop()
@@ -97,10 +97,10 @@ def test_webhook_is_signed_masked_and_carries_dedup_key(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_unmasked_when_masking_disabled(redis_url: str) -> None:
+def test_unmasked_when_masking_disabled(clean_redis_url: str) -> None:
     async def scenario() -> None:
         rx = await start_receiver()
-        client = aioredis.from_url(redis_url)
+        client = aioredis.from_url(clean_redis_url)
         d = HookDispatcher(settings(mask_customer_ids=False),
                            policy({"wh": {"type": "webhook", "url": rx.url}}), client, env={})
         await d.start()
@@ -114,11 +114,11 @@ def test_unmasked_when_masking_disabled(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_slack_payload_schema(redis_url: str) -> None:
+def test_slack_payload_schema(clean_redis_url: str) -> None:
     async def scenario() -> None:
         rx = await start_receiver()
         try:
-            await run_dispatcher(redis_url, policy({"sl": {"type": "slack", "url": rx.url + "/services/T/B/x"}}),
+            await run_dispatcher(clean_redis_url, policy({"sl": {"type": "slack", "url": rx.url + "/services/T/B/x"}}),
                                  [page(1, severity="critical"), cured("user_1001", ["collector_page:user_1001:ep1"])])
         finally:
             await rx.stop()
@@ -132,7 +132,7 @@ def test_slack_payload_schema(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_pagerduty_trigger_then_resolve_only_what_was_paged(redis_url: str) -> None:
+def test_pagerduty_trigger_then_resolve_only_what_was_paged(clean_redis_url: str) -> None:
     async def scenario() -> None:
         rx = await start_receiver(respond=lambda r: web.json_response({"status": "success"}, status=202))
         env = {"RISKMON_HOOK_ONCALL_ROUTING_KEY": "R0UT1NGKEY0000000000000000000000"}
@@ -141,7 +141,7 @@ def test_pagerduty_trigger_then_resolve_only_what_was_paged(redis_url: str) -> N
         alerts = [page(1), page(2, kind="delinquency_m1"), page(3, kind="overdue_sms", severity="warning"),
                   cured("user_1001", ["collector_page:user_1001:ep1", "never_paged:user_1001"])]
         try:
-            d = await run_dispatcher(redis_url, pol, alerts, env=env)
+            d = await run_dispatcher(clean_redis_url, pol, alerts, env=env)
         finally:
             await rx.stop()
         events = [r.json for r in rx.requests]
@@ -158,14 +158,14 @@ def test_pagerduty_trigger_then_resolve_only_what_was_paged(redis_url: str) -> N
     asyncio.run(scenario())
 
 
-def test_alertmanager_firing_then_resolved_with_same_labels(redis_url: str) -> None:
+def test_alertmanager_firing_then_resolved_with_same_labels(clean_redis_url: str) -> None:
     async def scenario() -> None:
         rx = await start_receiver()
         pol = policy({"am": {"type": "alertmanager", "url": rx.url}},
                      routes=[{"kinds": "*", "min_severity": "high", "to": ["am"]}])
         alerts = [page(1), cured("user_1001", ["collector_page:user_1001:ep1"], i=5)]
         try:
-            await run_dispatcher(redis_url, pol, alerts)
+            await run_dispatcher(clean_redis_url, pol, alerts)
         finally:
             await rx.stop()
         assert [r.path for r in rx.requests] == ["/api/v2/alerts", "/api/v2/alerts"]
@@ -181,10 +181,10 @@ def test_alertmanager_firing_then_resolved_with_same_labels(redis_url: str) -> N
     asyncio.run(scenario())
 
 
-async def _down_then_up(redis_url: str, down_s: float, n: int) -> tuple[Receiver, HookDispatcher]:
+async def _down_then_up(clean_redis_url: str, down_s: float, n: int) -> tuple[Receiver, HookDispatcher]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    client = aioredis.from_url(redis_url)
+    client = aioredis.from_url(clean_redis_url)
     d = HookDispatcher(settings(), policy({"wh": {"type": "webhook", "url": url, "max_attempts": 10_000}}),
                        client, env={})
     await d.start()
@@ -202,9 +202,9 @@ async def _down_then_up(redis_url: str, down_s: float, n: int) -> tuple[Receiver
 
 
 @pytest.mark.parametrize("down_s", [3.0, pytest.param(30.0, marks=pytest.mark.slow)])
-def test_receiver_down_then_recovers_gets_every_alert_exactly_once(redis_url: str, down_s: float) -> None:
+def test_receiver_down_then_recovers_gets_every_alert_exactly_once(clean_redis_url: str, down_s: float) -> None:
     n = 25
-    rx, d = asyncio.run(_down_then_up(redis_url, down_s, n))
+    rx, d = asyncio.run(_down_then_up(clean_redis_url, down_s, n))
     counts = Counter(rx.dedup_keys())
     assert len(counts) == n and set(counts.values()) == {1}
     assert all(r.signature_ok for r in rx.requests), "retries are re-signed with a fresh timestamp"
@@ -213,14 +213,14 @@ def test_receiver_down_then_recovers_gets_every_alert_exactly_once(redis_url: st
     assert d.stats["wh"]["dead_lettered"] == 0
 
 
-def test_rate_limit_bounds_request_count(redis_url: str) -> None:
+def test_rate_limit_bounds_request_count(clean_redis_url: str) -> None:
     rate, burst, n = 25.0, 3, 30
 
     async def scenario() -> Receiver:
         rx = await start_receiver()
         pol = policy({"wh": {"type": "webhook", "url": rx.url, "rate_per_s": rate, "burst": burst}})
         try:
-            await run_dispatcher(redis_url, pol, [page(i) for i in range(n)])
+            await run_dispatcher(clean_redis_url, pol, [page(i) for i in range(n)])
         finally:
             await rx.stop()
         return rx
@@ -233,7 +233,7 @@ def test_rate_limit_bounds_request_count(redis_url: str) -> None:
     assert n - 1 <= burst + rate * span + 1e-6, f"{n} requests in {span:.3f}s exceed {rate}/s burst {burst}"
 
 
-def test_slow_destination_does_not_stall_submit_or_others(redis_url: str) -> None:
+def test_slow_destination_does_not_stall_submit_or_others(clean_redis_url: str) -> None:
     n = 40
 
     async def scenario() -> None:
@@ -246,7 +246,7 @@ def test_slow_destination_does_not_stall_submit_or_others(redis_url: str) -> Non
         slow = await start_receiver(respond=blocked)
         failing = await start_receiver(respond=lambda r: web.Response(status=503))
         fast = await start_receiver()
-        client = aioredis.from_url(redis_url)
+        client = aioredis.from_url(clean_redis_url)
         dead_seen: list[dict[str, Any]] = []
         pol = policy({
             "slow": {"type": "webhook", "url": slow.url, "queue_size": 5, "timeout_s": 60},
@@ -285,17 +285,17 @@ def test_slow_destination_does_not_stall_submit_or_others(redis_url: str) -> Non
     asyncio.run(scenario())
 
 
-def test_dedup_across_dispatcher_restart(redis_url: str) -> None:
+def test_dedup_across_dispatcher_restart(clean_redis_url: str) -> None:
     async def scenario() -> None:
         rx = await start_receiver(respond=lambda r: web.json_response({"status": "success"}, status=202))
         env = {"RISKMON_HOOK_PD_ROUTING_KEY": "k" * 32}
         pol = policy({"wh": {"type": "webhook", "url": rx.url + "/wh"},
                       "pd": {"type": "pagerduty", "url": rx.url + "/pd"}})
         first = [page(i) for i in range(10)]
-        d1 = await run_dispatcher(redis_url, pol, first, env=env)
+        d1 = await run_dispatcher(clean_redis_url, pol, first, env=env)
         assert d1.stats["wh"]["delivered"] == 10 and d1.stats["pd"]["delivered"] == 10
         # a new worker process replays the same alerts (e.g. uncommitted offsets) plus two new ones
-        d2 = await run_dispatcher(redis_url, pol, first + [page(10), page(11)], env=env)
+        d2 = await run_dispatcher(clean_redis_url, pol, first + [page(10), page(11)], env=env)
         await rx.stop()
         assert d2.stats["wh"] == {**d2.stats["wh"], "delivered": 2, "deduplicated": 10}
         assert d2.stats["pd"]["delivered"] == 2 and d2.stats["pd"]["deduplicated"] == 10
@@ -305,15 +305,15 @@ def test_dedup_across_dispatcher_restart(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_crash_between_send_and_mark_is_resent_flagged(redis_url: str) -> None:
+def test_crash_between_send_and_mark_is_resent_flagged(clean_redis_url: str) -> None:
     async def scenario() -> None:
         rx = await start_receiver()
-        client = aioredis.from_url(redis_url)
+        client = aioredis.from_url(clean_redis_url)
         now_ms = int(time.time() * 1000)
         # a dead worker claimed two deliveries: one lease already expired, one expiring in 1.5 s
         await client.set("hooks:sent:wh:notify:collector_page:user_1001:ep1", f"pending|deadworker|{now_ms - 1}")
         await client.set("hooks:sent:wh:notify:collector_page:user_1001:ep2", f"pending|deadworker|{now_ms + 1500}")
-        d = await run_dispatcher(redis_url, policy({"wh": {"type": "webhook", "url": rx.url}}),
+        d = await run_dispatcher(clean_redis_url, policy({"wh": {"type": "webhook", "url": rx.url}}),
                                  [page(1), page(2), page(3)])
         await rx.stop()
         flagged = {r.json["dedup_key"].rsplit(":", 1)[1]: r.headers.get("X-Riskmon-Redelivery") for r in rx.requests}
@@ -326,19 +326,19 @@ def test_crash_between_send_and_mark_is_resent_flagged(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_permanent_error_dead_letters_once_and_releases_claim(redis_url: str) -> None:
+def test_permanent_error_dead_letters_once_and_releases_claim(clean_redis_url: str) -> None:
     async def scenario() -> None:
         status = {"code": 400}
         rx = await start_receiver(respond=lambda r: web.Response(status=status["code"]))
         pol = policy({"wh": {"type": "webhook", "url": rx.url}})
-        d1 = await run_dispatcher(redis_url, pol, [page(1)])
+        d1 = await run_dispatcher(clean_redis_url, pol, [page(1)])
         assert d1.stats["wh"]["dead_lettered"] == 1 and len(rx.requests) == 1  # 400 is not retried
-        client = aioredis.from_url(redis_url)
+        client = aioredis.from_url(clean_redis_url)
         dead = await read_dead_letters(client)
         assert dead[0]["error"] == "HTTP 400" and dead[0]["alert"]["subject_id"] == "user_1001"
         # the claim was released, so replaying the dead letter after the fix delivers it
         status["code"] = 200
-        d2 = await run_dispatcher(redis_url, pol, [dead[0]["alert"]])
+        d2 = await run_dispatcher(clean_redis_url, pol, [dead[0]["alert"]])
         assert d2.stats["wh"]["delivered"] == 1 and len(rx.requests) == 2
         await client.aclose()
         await rx.stop()
@@ -346,7 +346,7 @@ def test_permanent_error_dead_letters_once_and_releases_claim(redis_url: str) ->
     asyncio.run(scenario())
 
 
-def test_retry_after_429_then_success(redis_url: str) -> None:
+def test_retry_after_429_then_success(clean_redis_url: str) -> None:
     async def scenario() -> None:
         calls = {"n": 0}
 
@@ -357,7 +357,7 @@ def test_retry_after_429_then_success(redis_url: str) -> None:
             return web.Response(status=200)
 
         rx = await start_receiver(respond=respond)
-        d = await run_dispatcher(redis_url, policy({"wh": {"type": "webhook", "url": rx.url}}), [page(1)])
+        d = await run_dispatcher(clean_redis_url, policy({"wh": {"type": "webhook", "url": rx.url}}), [page(1)])
         await rx.stop()
         assert d.stats["wh"]["retried"] == 2 and d.stats["wh"]["delivered"] == 1
         assert [r.headers["X-Riskmon-Attempt"] for r in rx.requests] == ["1", "2", "3"]
@@ -366,7 +366,7 @@ def test_retry_after_429_then_success(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_stop_mid_delivery_dead_letters_and_next_worker_resends_flagged(redis_url: str) -> None:
+def test_stop_mid_delivery_dead_letters_and_next_worker_resends_flagged(clean_redis_url: str) -> None:
     async def scenario() -> None:
         gate = asyncio.Event()
 
@@ -375,7 +375,7 @@ def test_stop_mid_delivery_dead_letters_and_next_worker_resends_flagged(redis_ur
             return web.Response(status=200)
 
         stuck = await start_receiver(respond=hang)
-        client = aioredis.from_url(redis_url)
+        client = aioredis.from_url(clean_redis_url)
         d1 = HookDispatcher(settings(), policy({"wh": {"type": "webhook", "url": stuck.url, "timeout_s": 60}}),
                             client, env={})
         await d1.start()
@@ -391,7 +391,7 @@ def test_stop_mid_delivery_dead_letters_and_next_worker_resends_flagged(redis_ur
 
         rx = await start_receiver()
         # the operator replays the dead letters into a new worker: the interrupted one is flagged
-        d2 = await run_dispatcher(redis_url, policy({"wh": {"type": "webhook", "url": rx.url}}),
+        d2 = await run_dispatcher(clean_redis_url, policy({"wh": {"type": "webhook", "url": rx.url}}),
                                   [r["alert"] for r in reversed(dead)])
         await rx.stop()
         await client.aclose()
