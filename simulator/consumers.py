@@ -61,15 +61,15 @@ class SegmentProfile:
 
 
 PROFILES: dict[str, SegmentProfile] = {
-    "prime": SegmentProfile((740, 60), (10, 35, 35, 20), (8, 35, 42, 15), (35, 35, 20, 10),
+    "prime": SegmentProfile((720, 70), (10, 35, 35, 20), (8, 35, 42, 15), (35, 35, 20, 10),
                             (20, 20, 25, 35), 0.22, 0.03, 0.12),
-    "near_prime": SegmentProfile((680, 60), (20, 45, 25, 10), (20, 40, 30, 10), (25, 35, 25, 15),
+    "near_prime": SegmentProfile((680, 70), (20, 45, 25, 10), (20, 40, 30, 10), (25, 35, 25, 15),
                                  (25, 25, 30, 20), 0.25, 0.05, 0.05),
-    "subprime": SegmentProfile((610, 65), (40, 40, 15, 5), (35, 40, 20, 5), (15, 30, 30, 25),
+    "subprime": SegmentProfile((625, 75), (40, 40, 15, 5), (35, 40, 20, 5), (15, 30, 30, 25),
                                (35, 25, 35, 5), 0.28, 0.09, 0.0),
-    "cure_after_late": SegmentProfile((660, 65), (25, 45, 22, 8), (25, 40, 28, 7), (20, 35, 28, 17),
+    "cure_after_late": SegmentProfile((665, 70), (25, 45, 22, 8), (25, 40, 28, 7), (20, 35, 28, 17),
                                       (30, 25, 30, 15), 0.25, 0.06, 0.05),
-    "bust_out": SegmentProfile((700, 70), (20, 40, 28, 12), (30, 45, 20, 5), (30, 35, 20, 15),
+    "bust_out": SegmentProfile((700, 75), (20, 40, 28, 12), (30, 45, 20, 5), (30, 35, 20, 15),
                                (30, 30, 30, 10), 0.22, 0.12, 0.10),
 }
 
@@ -365,7 +365,7 @@ class Customer:
         k = rng.randint(3, 8)
         weights = [rng.uniform(0.5, 1.5) for _ in range(k)]
         total_w = sum(weights)
-        amounts = [max(100_00, int(target * w / total_w) // 100 * 100) for w in weights]
+        amounts = [max(100_00, -(-int(target * w / total_w) // 100_00) * 100_00) for w in weights]  # whole 100s
         span = rng.uniform(0.3, 1.8) * MS_PER_DAY
         times = sorted([ts] + [ts + int(rng.random() * span) for _ in range(k - 1)])
         last = ts - 1000

@@ -75,7 +75,10 @@ class RepaymentSchedule:
             key = (due, purchase_id, k)
             pos = bisect.bisect_right(self._keys, key)
             self._keys.insert(pos, key)
-            self.items.insert(pos, Installment(due, purchase_id, k, part, order_id))
+            inst = Installment(due, purchase_id, k, part, order_id)
+            if part == 0:
+                inst.paid_ts = ts  # a 0-fen installment (amount < n fen) is never owed: settled at once
+            self.items.insert(pos, inst)
             if pos < self._head:
                 self._head = pos
         if self.credit:
