@@ -160,8 +160,10 @@ class HookDispatcher:
 
         A full destination queue dead-letters that delivery (``queue_full``) instead of blocking.
         """
-        if not self._started or self._stopping:
-            raise RuntimeError("HookDispatcher is not running (call start() first)")
+        if self._stopping:
+            raise RuntimeError("HookDispatcher is stopping")
+        if not self._started:  # an agent may consume before the app's startup task ran start()
+            await self.start()
         if not alert.get("dedup_key"):
             alert = {**alert, "dedup_key": str(alert.get("alert_id") or "")}
         for name in self.config.route(alert):
@@ -311,6 +313,8 @@ class HookDispatcher:
                              job.action, job.alert.get("alert_id"), job.alert.get("kind"), attempt, last.status)
                     return True
                 maybe_delivered |= last.maybe_delivered
+                log.debug("hook %s: %s alert_id=%s attempt %d failed: %s", dest.name, job.action,
+                          job.alert.get("alert_id"), attempt, last.error)
                 if last.permanent or attempt >= max_attempts:
                     break
                 stats["retried"] += 1

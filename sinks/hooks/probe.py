@@ -30,7 +30,7 @@ class ProbeResult:
     dedup_key: str  # the external (masked) dedup key that was sent
 
 
-def test_alert(kind: str = "collector_page", severity: str = "high") -> dict[str, Any]:
+def make_test_alert(kind: str = "collector_page", severity: str = "high") -> dict[str, Any]:
     """A clearly labelled test alert with a unique dedup key (a test never collides with real pages)."""
     now_ms = int(time.time() * 1000)
     subject = "riskmon-test-user"
@@ -50,7 +50,7 @@ async def send_test(
     dest = config.destinations[dest_name]
     if not dest.enabled:
         raise ValueError(f"destination {dest_name!r} is disabled: {dest.disabled_reason}")
-    alert = test_alert(kind, severity)
+    alert = make_test_alert(kind, severity)
     jobs = jobs_for(alert, dest)
     if resolve and dest.type in RESOLVING_TYPES:
         jobs.append(Job(dest.name, ACTION_RESOLVE, alert["dedup_key"], alert))

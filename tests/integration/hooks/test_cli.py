@@ -101,3 +101,22 @@ def test_hooks_list_json(hook_env: Receiver, capsys: pytest.CaptureFixture, monk
     monkeypatch.setenv("COLUMNS", "250")  # rich wraps table cells to the terminal width
     assert main(["hooks", "list"]) == 0
     assert "RISKMON_HOOK_OFF_URL" in capsys.readouterr().out
+
+
+def test_hooks_dead_lists_dead_letters_without_payload_by_default(
+    clean_redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import orjson
+    import redis
+
+    record = {"dest": "wh", "action": "notify", "dedup_key": "collector_page:user_9:ep1", "error": "HTTP 503",
+              "attempts": 8, "alert": {"subject_id": "user_9"}}
+    redis.Redis.from_url(clean_redis_url).lpush("hooks:dead", orjson.dumps(record))
+    monkeypatch.setenv("RISKMON_REDIS_URL", clean_redis_url)
+    assert main(["hooks", "dead"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line) == {k: v for k, v in record.items() if k != "alert"}
+    assert main(["hooks", "dead", "--full"]) == 0
+    assert json.loads(capsys.readouterr().out)["alert"] == {"subject_id": "user_9"}
+    monkeypatch.delenv("RISKMON_REDIS_URL")
+    assert main(["hooks", "dead"]) == 2
