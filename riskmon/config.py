@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(4, ge=1, description="Partitions of every user- and enterprise-keyed topic.")
     app_id: str = Field("riskmon", description="Faust app id = Kafka consumer group id.")
+    topic_prefix: str = Field(
+        "", description="Prefix of every topic name (isolates replays and tests sharing one broker)."
+    )
     policy_file: Path | None = Field(
         None,
         description="YAML policy file (limits, ladder, pricing, EWS thresholds, alert routing). "

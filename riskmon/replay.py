@@ -22,6 +22,7 @@ import orjson
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from riskmon import contract
 from riskmon import outputs as out
@@ -32,7 +33,7 @@ from riskmon.ladder import dpd_at
 from riskmon.money import fmt
 from riskmon.services import procs
 from riskmon.services.stack import Stack
-from streams.topics import all_topic_names
+from streams.topics import all_topic_names, unprefixed
 
 ID_FIELDS = ("event_id", "alert_id", "report_id", "dead_letter_id")
 FILES = {
@@ -56,6 +57,7 @@ class OutputCollector:
     """Consumes every output topic from the beginning, keeping each record once (by id)."""
 
     bootstrap: str
+    prefix: str = ""
     sink: Any = None  # optional sinks.clickhouse FactSink (add(topic, record))
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     consumed: Counter = field(default_factory=Counter)
@@ -72,8 +74,8 @@ class OutputCollector:
             consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                      auto_offset_reset="earliest", consumer_timeout_ms=500,
                                      fetch_max_bytes=16 * 1024 * 1024)
-            tps = [TopicPartition(t, p) for t in out.OUTPUT_TOPICS
-                   for p in (consumer.partitions_for_topic(t) or ())]
+            tps = [TopicPartition(self.prefix + t, p) for t in out.OUTPUT_TOPICS
+                   for p in (consumer.partitions_for_topic(self.prefix + t) or ())]
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             self.consumer, self.tps = consumer, tps
@@ -81,13 +83,14 @@ class OutputCollector:
                 for topic_records in consumer.poll(timeout_ms=200, max_records=5000).values():
                     for msg in topic_records:
                         rec = orjson.loads(msg.value)
-                        bucket = self.records.setdefault(msg.topic, {})
+                        topic = unprefixed(msg.topic, self.prefix)
+                        bucket = self.records.setdefault(topic, {})
                         rid = record_id(rec)
-                        self.consumed[msg.topic] += 1
+                        self.consumed[topic] += 1
                         if rid not in bucket:
                             bucket[rid] = rec
                             if self.sink is not None:
-                                self.sink.add(msg.topic, rec)
+                                self.sink.add(topic, rec)
                 self.positions = {tp: consumer.position(tp) for tp in tps}
             consumer.close()
         except BaseException as exc:  # surfaced by caught_up()/stop()
@@ -107,7 +110,7 @@ class OutputCollector:
 
 
 def produce_file(path: Path, bootstrap: str, speed: float = 0.0,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[int, Counter]:
+                 progress: Callable[[int, int], None] | None = None, prefix: str = "") -> tuple[int, Counter]:
     """Produce every line of a simulator/replay file to its topic, in file order."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024, acks="all",
                              max_request_size=2 * 1024 * 1024, retries=10)
@@ -133,7 +136,7 @@ def produce_file(path: Path, bootstrap: str, speed: float = 0.0,
                     wait = (ts - first_ts) / 1000 / speed - (time.monotonic() - start)
                     if wait > 0:
                         time.sleep(min(wait, 5.0))
-            producer.send(topic, key=key.encode() if key else None, value=raw)
+            producer.send(prefix + topic, key=key.encode() if key else None, value=raw)
             n += 1
             per_topic[topic] += 1
             if progress and n % 2000 == 0:
@@ -158,7 +161,10 @@ def group_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int | None
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        committed = admin.list_consumer_group_offsets(group)
+        try:
+            committed = admin.list_group_offsets({group: None}).get(group, {})
+        except KafkaError:  # the group's coordinator is not there yet: the workers are still joining
+            return None
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         ends = consumer.end_offsets(tps)
         lag = 0
@@ -172,11 +178,12 @@ def group_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int | None
         consumer.close()
 
 
-def output_end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
+def output_end_offsets(bootstrap: str, prefix: str = "") -> dict[TopicPartition, int]:
     """Current end offsets of every output partition."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        tps = [TopicPartition(t, p) for t in out.OUTPUT_TOPICS for p in (consumer.partitions_for_topic(t) or ())]
+        tps = [TopicPartition(prefix + t, p) for t in out.OUTPUT_TOPICS
+               for p in (consumer.partitions_for_topic(prefix + t) or ())]
         return consumer.end_offsets(tps)
     finally:
         consumer.close()
@@ -251,37 +258,55 @@ def start_workers(n: int, stack: Stack, settings: Settings, log_dir: Path, extra
             for i in range(n)]
 
 
+class ReplayError(RuntimeError):
+    """The replay cannot run as configured; the message says what to change."""
+
+
 def replay(path: Path, out_dir: Path, settings: Settings, *, speed: float = 0.0, workers: int = 1,
            broker: str | None = None, sink: Any = None, say: Callable[[str], None] = print,
-           progress: Callable[[str, dict[str, Any]], None] | None = None, timeout_s: float = 1800) -> ReplayResult:
-    """Run the pipeline on ``path`` and write the output files to ``out_dir`` (see module docstring)."""
+           progress: Callable[[str, dict[str, Any]], None] | None = None, timeout_s: float = 1800,
+           reset_state: bool = False) -> ReplayResult:
+    """Run the pipeline on ``path`` and write the output files to ``out_dir`` (see module docstring).
+
+    The replay's state must start empty: a Redis the replay starts itself is new; a configured one
+    (``RISKMON_REDIS_URL``) is emptied only with ``reset_state=True``, never silently. Topics get a
+    fresh prefix so a shared broker's earlier messages are not read again.
+    """
+    if settings.redis_url and not reset_state:
+        raise ReplayError(f"RISKMON_REDIS_URL is set ({settings.redis_url}): replay would mix its state with "
+                          "what is there. Unset it to use a fresh redis-server, or pass --reset-state to "
+                          "empty that Redis first.")
     out_dir.mkdir(parents=True, exist_ok=True)
     log_dir = settings.var_dir / "logs"
-    app_id = f"riskmon-replay-{int(time.time())}"
+    run_id = f"{int(time.time() * 1000):x}"
+    app_id = f"riskmon-replay-{run_id}"
+    prefix = f"{settings.topic_prefix}r{run_id}."
     t0 = time.monotonic()
     with Stack(settings, broker=broker, log=say) as stack:
         say(f"broker {stack.broker_kind} at {stack.bootstrap}, redis at {stack.redis_url}")
         redis.Redis.from_url(stack.redis_url).flushdb()
-        stack.create_topics(all_topic_names(), settings.partitions)
-        collector = OutputCollector(stack.bootstrap, sink=sink)
+        stack.create_topics(all_topic_names(prefix), settings.partitions)
+        collector = OutputCollector(stack.bootstrap, prefix=prefix, sink=sink)
         collector.start()
         procs_ = start_workers(workers, stack, settings, log_dir,
-                               {"RISKMON_APP_ID": app_id, "RISKMON_PARTITIONS": str(settings.partitions)})
+                               {"RISKMON_APP_ID": app_id, "RISKMON_PARTITIONS": str(settings.partitions),
+                                "RISKMON_TOPIC_PREFIX": prefix})
         try:
             n_in, per_topic = produce_file(path, stack.bootstrap, speed,
-                                           (lambda n, _: progress("produce", {"events_in": n})) if progress else None)
+                                           (lambda n, _: progress("produce", {"events_in": n})) if progress else None,
+                                           prefix=prefix)
             say(f"produced {n_in} messages in {time.monotonic() - t0:.1f}s; waiting for workers to drain")
             deadline = time.monotonic() + timeout_s
             while True:
                 for p in procs_:
                     if not p.alive():
                         raise RuntimeError(f"worker {p.name} exited:\n{p.log_tail()}")
-                lag = group_lag(stack.bootstrap, app_id, contract.INPUT_TOPICS)
+                lag = group_lag(stack.bootstrap, app_id, tuple(prefix + t for t in contract.INPUT_TOPICS))
                 if progress:
                     stats = redis.Redis.from_url(stack.redis_url).hgetall("rm:stats")
                     progress("drain", {"lag": lag, **{k.decode(): int(v) for k, v in stats.items()}})
                 if lag == 0:
-                    ends = output_end_offsets(stack.bootstrap)
+                    ends = output_end_offsets(stack.bootstrap, prefix)
                     if collector.caught_up(ends):
                         break
                 if time.monotonic() > deadline:

@@ -35,7 +35,7 @@ from riskmon.eventtime import Watermark
 from riskmon.policy import Policy
 from riskmon.state.accounts import AccountStore
 from streams.emit import dead_letter_for, publish
-from streams.topics import USER_TOPICS
+from streams.topics import USER_TOPICS, unprefixed
 
 log = logging.getLogger(__name__)
 MODEL_KEY = "rm:model:default"
@@ -49,6 +49,7 @@ class ConsumerCreditRuntime:
                  worker_id: str) -> None:
         self.app = app
         self.settings = settings
+        self.prefix = settings.topic_prefix
         self.client = client
         self.store = AccountStore(client, ttl_s=settings.state_ttl_days * 86_400)
         self.engine = Engine(policy, lateness_ms=settings.allowed_lateness_s * 1000,
@@ -80,7 +81,7 @@ class ConsumerCreditRuntime:
 
     async def _load_timers(self) -> None:
         assignment = self.app.consumer.assignment() if self.app.consumer else set()
-        parts = sorted({tp.partition for tp in assignment if tp.topic in USER_TOPICS})
+        parts = sorted({tp.partition for tp in assignment if unprefixed(tp.topic, self.prefix) in USER_TOPICS})
         self.heap.clear()
         self.timer_at.clear()
         for at, user, part in await self.store.timers_of(parts):
@@ -109,9 +110,9 @@ class ConsumerCreditRuntime:
         dead = []
         for event in batch:
             msg = event.message
-            ev = decode(msg.topic, msg.value, self.settings.max_message_bytes)
+            ev = decode(unprefixed(msg.topic, self.prefix), msg.value, self.settings.max_message_bytes)
             if isinstance(ev, Rejected):
-                dead.append(dead_letter_for(event, ev))
+                dead.append(dead_letter_for(event, ev, self.prefix))
             else:
                 valid.append((ev, msg.partition))
         async with self.lock:
@@ -135,7 +136,7 @@ class ConsumerCreditRuntime:
                     part_of.setdefault(u, p)
                 states = await self.store.load(set(part_of))
                 res = self.engine.process([ev for ev, _ in valid], states, wm, due)
-                await publish(self.app, res.outputs + dead)
+                await publish(self.app, res.outputs + dead, self.prefix)
                 timers = [(part_of[u], u, self.engine.next_timer(states[u])) for u in part_of]
                 checkpoints = None
                 if self.engine.labels_since_checkpoint >= self.settings.model_checkpoint_every:

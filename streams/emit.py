@@ -11,22 +11,23 @@ import orjson
 
 from riskmon import outputs as out
 from riskmon.contract import Rejected
+from streams.topics import unprefixed
 
 
-async def publish(app: faust.App, records: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
+async def publish(app: faust.App, records: Iterable[tuple[str, str, dict[str, Any]]], prefix: str = "") -> int:
     """Send (topic, key, record) tuples and wait until the broker has them all."""
     futs = []
     for topic, key, rec in records:
-        futs.append(await app.producer.send(topic, key.encode(), orjson.dumps(rec), None, None, None))
+        futs.append(await app.producer.send(prefix + topic, key.encode(), orjson.dumps(rec), None, None, None))
     if futs:
         await asyncio.gather(*futs)
     return len(futs)
 
 
-def dead_letter_for(event: faust.types.EventT, rejected: Rejected) -> tuple[str, str, dict[str, Any]]:
+def dead_letter_for(event: faust.types.EventT, rejected: Rejected, prefix: str = "") -> tuple[str, str, dict[str, Any]]:
     """The dead-letter record of a rejected input message (keyed by its source topic)."""
     msg = event.message
     raw = msg.value if isinstance(msg.value, bytes | None) else str(msg.value).encode()
-    rec = out.dead_letter(topic=msg.topic, partition=msg.partition, offset=msg.offset, payload=raw,
+    rec = out.dead_letter(topic=unprefixed(msg.topic, prefix), partition=msg.partition, offset=msg.offset, payload=raw,
                           reason=rejected.reason)
-    return out.TOPIC_DEAD_LETTERS, msg.topic, rec
+    return out.TOPIC_DEAD_LETTERS, rec["topic"], rec

@@ -15,12 +15,17 @@ from riskmon import outputs as out
 USER_TOPICS = (contract.TOPIC_ACCOUNTS, contract.TOPIC_PURCHASES, contract.TOPIC_REPAYMENTS)
 
 
-def input_topic(app: faust.App, name: str) -> faust.TopicT:
+def input_topic(app: faust.App, name: str, prefix: str = "") -> faust.TopicT:
     """An input topic with raw keys and values, partitioned like every other subject-keyed topic."""
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+    return app.topic(prefix + name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                      partitions=app.conf.topic_partitions)
 
 
-def all_topic_names() -> list[str]:
+def all_topic_names(prefix: str = "") -> list[str]:
     """Every topic riskmon reads or writes (created up front with the same partition count)."""
-    return list(contract.INPUT_TOPICS) + list(out.OUTPUT_TOPICS)
+    return [prefix + t for t in (*contract.INPUT_TOPICS, *out.OUTPUT_TOPICS)]
+
+
+def unprefixed(topic: str, prefix: str) -> str:
+    """The contract name of a (possibly prefixed) topic."""
+    return topic[len(prefix):] if prefix and topic.startswith(prefix) else topic

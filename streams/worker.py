@@ -8,9 +8,9 @@ import sys
 
 import faust
 import redis.asyncio as aioredis
+from riskmon.ews.service import EwsService
 
 from riskmon.config import Settings
-from riskmon.ews.service import EwsService
 from riskmon.policy import load_policy
 from sinks.hooks.dispatcher import HookDispatcher
 from streams.agents import accounts, alert_hooks, business_metrics, purchases, repayments

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="0 = as fast as possible (default); 60 = one simulated minute per second")
     p.add_argument("--workers", type=int, default=1, help="worker processes in the consumer group (default 1)")
     p.add_argument("--broker", default=None, help="tansu | apache | kafka://host:port (default: RISKMON_BROKER)")
+    p.add_argument("--reset-state", action="store_true",
+                   help="allow emptying the configured RISKMON_REDIS_URL before the replay")
     p.add_argument("--no-clickhouse", action="store_true", help="do not write ClickHouse facts")
     p.set_defaults(func=run)
 
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     settings = Settings()
+    from riskmon.replay import ReplayError
+
     if not args.file.exists():
         console.print(f"[red]no such file: {args.file}[/red]")
         return 2
@@ -47,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             res = replay(args.file, args.out, settings, speed=args.speed, workers=args.workers, broker=args.broker,
-                         sink=sink, say=lambda m: console.print(m), progress=progress)
+                         sink=sink, say=lambda m: console.print(m), progress=progress,
+                         reset_state=args.reset_state)
+        except ReplayError as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 2
         finally:
             if sink is not None:
                 sink.close()

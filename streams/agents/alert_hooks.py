@@ -13,7 +13,7 @@ from streams.topics import input_topic
 def register(app: faust.App, settings: Settings, dispatcher: HookDispatcher) -> faust.types.AgentT:
     """Attach the ``alerts`` agent to the app."""
 
-    @app.agent(input_topic(app, "alerts"), name="riskmon.alert_hooks")
+    @app.agent(input_topic(app, "alerts", settings.topic_prefix), name="riskmon.alert_hooks")
     async def alert_hooks(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             for event in batch:

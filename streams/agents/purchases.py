@@ -12,7 +12,7 @@ from streams.topics import input_topic
 def register(app: faust.App, settings: Settings, runtime: ConsumerCreditRuntime) -> faust.types.AgentT:
     """Attach the ``purchases`` agent to the app."""
 
-    @app.agent(input_topic(app, "purchases"), name="riskmon.purchases")
+    @app.agent(input_topic(app, "purchases", settings.topic_prefix), name="riskmon.purchases")
     async def purchases(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             await runtime.handle(batch)
