@@ -74,6 +74,8 @@ class EnterpriseState:
     last_structural_day: int | None = None
     last_runway: float | None = None
     anomaly_run: int = 0
+    revenue_ratio: float = float("nan")
+    revenue_slope: float = float("nan")
     anomaly_score: float | None = None
     health: dict[str, Any] | None = None
     events: int = 0
@@ -203,6 +205,9 @@ class EnterpriseMonitor:
             ratio = _div(state.flat[m].mean(day, p.current_days, 4),
                          state.flat[m].mean(day - p.current_days, p.short_baseline_days, 14))
             self.peers.publish(state.industry, state.enterprise_id, day, ratio)
+            state.revenue_ratio = ratio
+            state.revenue_slope = (state.flat[m].slope(day, p.short_baseline_days)
+                                   if state.flat[m].history_days(day) >= p.warmup_days else float("nan"))
         elif m == "order_count":
             name, check = "order_drop", covenants.order_drop(state.flat[m], day, p)
         elif m == "payroll":
@@ -215,7 +220,7 @@ class EnterpriseMonitor:
         if check is None:
             return []
         if name in ("revenue_drop", "order_drop"):
-            peer = self.peers.median(state.industry, day, exclude=state.enterprise_id)
+            peer = self.peers.median(state.industry, day)
             check.evidence["peer_median_change_pct"] = None if peer is None else round((peer - 1) * 100, 2)
         return self._signal(state, name, check.active, day, ev, check.evidence)
 
@@ -236,11 +241,8 @@ class EnterpriseMonitor:
     def _health(self, state: EnterpriseState, day: int, ev: BusinessMetric) -> list[Output]:
         p = self.policy
         open_sigs = state.open_signals()
-        rev = state.flat["revenue"]
-        ratio = _div(rev.mean(day, p.current_days, 4), rev.mean(day - p.current_days, p.short_baseline_days, 14))
-        slope = rev.slope(day, p.short_baseline_days) if rev.history_days(day) >= p.warmup_days else float("nan")
-        peer = self.peers.median(state.industry, day, exclude=state.enterprise_id)
-        score = health_score(open_sigs, state.last_runway, slope, ratio, peer)
+        peer = self.peers.median(state.industry, day)
+        score = health_score(open_sigs, state.last_runway, state.revenue_slope, state.revenue_ratio, peer)
         grade = p.grade(score)
         out: list[Output] = []
         watch = grade in p.watchlist_grades

@@ -14,12 +14,13 @@ from statistics import median
 class PeerBoard:
     """Latest revenue ratio per enterprise, grouped by industry, in event-time days."""
 
-    __slots__ = ("dirty", "entries", "stale_days")
+    __slots__ = ("_cache", "dirty", "entries", "stale_days")
 
     def __init__(self, stale_days: int) -> None:
         self.stale_days = stale_days
         self.entries: dict[str, dict[str, tuple[int, float]]] = {}
         self.dirty: dict[str, dict[str, tuple[int, float]]] = {}
+        self._cache: dict[str, tuple[int, float | None]] = {}
 
     def load(self, industry: str, raw: dict[str, tuple[int, float]]) -> None:
         """Install entries read from the store (does not mark them dirty)."""
@@ -32,11 +33,19 @@ class PeerBoard:
         self.entries.setdefault(industry, {})[enterprise_id] = (day, ratio)
         self.dirty.setdefault(industry, {})[enterprise_id] = (day, ratio)
 
-    def median(self, industry: str, day: int, exclude: str | None = None) -> float | None:
-        """Median ratio of the industry's fresh entries (None with fewer than 3 peers)."""
-        vals = [r for e, (d, r) in self.entries.get(industry, {}).items()
-                if e != exclude and day - d <= self.stale_days]
-        return median(vals) if len(vals) >= 3 else None
+    def median(self, industry: str, day: int) -> float | None:
+        """Median ratio of the industry's fresh entries (None with fewer than 3 peers).
+
+        Cached per industry and day: an industry may hold thousands of firms and the median is asked
+        for on every event; one day's staleness is irrelevant for a 7-day ratio.
+        """
+        hit = self._cache.get(industry)
+        if hit is not None and hit[0] == day:
+            return hit[1]
+        vals = [r for d, r in self.entries.get(industry, {}).values() if day - d <= self.stale_days]
+        med = median(vals) if len(vals) >= 3 else None
+        self._cache[industry] = (day, med)
+        return med
 
     @staticmethod
     def encode(entry: tuple[int, float]) -> str:

@@ -68,7 +68,16 @@ class DailySeries:
 
     def mean(self, end_day: int, days: int, min_count: int = 1) -> float:
         """Mean over the window (NaN when fewer than ``min_count`` values are present)."""
-        vals = self.window(end_day, days)
+        if self.base_day is None or days <= 0:
+            return NAN
+        n = len(self.values)
+        hi = min(max(end_day - self.base_day + 1, 0), n)
+        lo = min(max(end_day - days + 1 - self.base_day, 0), n)
+        chunk = self.values[lo:hi]
+        total = sum(chunk)
+        if total == total:  # fast path: no missing day in the window
+            return total / len(chunk) if len(chunk) >= max(min_count, 1) else NAN
+        vals = [v for v in chunk if v == v]
         return sum(vals) / len(vals) if len(vals) >= max(min_count, 1) else NAN
 
     def count(self, end_day: int, days: int) -> int:
@@ -83,8 +92,9 @@ class DailySeries:
         """Least-squares trend over the window as a fraction of the window mean per day."""
         if self.base_day is None:
             return NAN
-        pts = [(d, self.get(d)) for d in range(end_day - days + 1, end_day + 1)]
-        pts = [(d, v) for d, v in pts if v == v]
+        lo = end_day - days + 1
+        pts = [(d, v) for d, v in zip(range(lo, end_day + 1), [self.get(d) for d in range(lo, end_day + 1)],
+                                      strict=True) if v == v]
         if len(pts) < max(3, days // 2):
             return NAN
         n = len(pts)
