@@ -20,6 +20,8 @@ import asyncio
 import heapq
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import faust
 import redis.asyncio as aioredis
@@ -34,20 +36,37 @@ from riskmon.engine import Engine
 from riskmon.eventtime import Watermark
 from riskmon.policy import Policy
 from riskmon.state.accounts import AccountStore
-from streams.emit import dead_letter_for, publish
+from streams.emit import dead_letter_for
 from streams.topics import USER_TOPICS, unprefixed
+
+Publish = Callable[[list[tuple[str, str, dict[str, Any]]]], Awaitable[Any]]
 
 log = logging.getLogger(__name__)
 MODEL_KEY = "rm:model:default"
+
+
+def faust_runtime_hooks(app: faust.App, prefix: str) -> dict[str, Any]:
+    """``publish`` and ``assigned_partitions`` for a runtime inside a Faust worker."""
+    from streams.emit import publish
+
+    def assigned() -> list[int]:
+        assignment = app.consumer.assignment() if app.consumer else set()
+        return sorted({tp.partition for tp in assignment if unprefixed(tp.topic, prefix) in USER_TOPICS})
+
+    async def send(records: list[tuple[str, str, dict[str, Any]]]) -> int:
+        return await publish(app, records, prefix)
+
+    return {"publish": send, "assigned_partitions": assigned}
 ANOMALY_KEY = "rm:model:anomaly"
 
 
 class ConsumerCreditRuntime:
     """Engine + store + timers of one worker (see module docstring)."""
 
-    def __init__(self, app: faust.App, settings: Settings, policy: Policy, client: aioredis.Redis,
-                 worker_id: str) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, policy: Policy, client: aioredis.Redis, worker_id: str, *,
+                 publish: Publish, assigned_partitions: Callable[[], list[int]]) -> None:
+        self.publish = publish
+        self.assigned_partitions = assigned_partitions
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.client = client
@@ -80,8 +99,7 @@ class ConsumerCreditRuntime:
         log.info("models restored: %s", self.engine.model.version)
 
     async def _load_timers(self) -> None:
-        assignment = self.app.consumer.assignment() if self.app.consumer else set()
-        parts = sorted({tp.partition for tp in assignment if unprefixed(tp.topic, self.prefix) in USER_TOPICS})
+        parts = self.assigned_partitions()
         self.heap.clear()
         self.timer_at.clear()
         for at, user, part in await self.store.timers_of(parts):
@@ -136,7 +154,7 @@ class ConsumerCreditRuntime:
                     part_of.setdefault(u, p)
                 states = await self.store.load(set(part_of))
                 res = self.engine.process([ev for ev, _ in valid], states, wm, due)
-                await publish(self.app, res.outputs + dead, self.prefix)
+                await self.publish(res.outputs + dead)
                 timers = [(part_of[u], u, self.engine.next_timer(states[u])) for u in part_of]
                 checkpoints = None
                 if self.engine.labels_since_checkpoint >= self.settings.model_checkpoint_every:

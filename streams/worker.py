@@ -8,14 +8,14 @@ import sys
 
 import faust
 import redis.asyncio as aioredis
-from riskmon.ews.service import EwsService
 
 from riskmon.config import Settings
+from riskmon.ews.service import EwsService
 from riskmon.policy import load_policy
 from sinks.hooks.dispatcher import HookDispatcher
 from streams.agents import accounts, alert_hooks, business_metrics, purchases, repayments
 from streams.app import create_app
-from streams.consumer_credit import ConsumerCreditRuntime
+from streams.consumer_credit import ConsumerCreditRuntime, faust_runtime_hooks
 
 
 def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
@@ -27,7 +27,8 @@ def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     client = aioredis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
                                health_check_interval=30)
-    runtime = ConsumerCreditRuntime(app, settings, policy, client, worker_id)
+    runtime = ConsumerCreditRuntime(settings, policy, client, worker_id,
+                                    **faust_runtime_hooks(app, settings.topic_prefix))
     ews = EwsService(client, policy.section("ews"), settings.state_ttl_days * 86_400)
     hooks = HookDispatcher(settings, policy.section("hooks"), client)
 
