@@ -20,6 +20,18 @@ from riskmon.money import MoneyError, to_fen
 
 MAX_MESSAGE_BYTES = 65_536
 ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+# RFC 3339 date-time with seconds and an offset (Python's fromisoformat alone also takes ISO 8601 forms
+# like "08:00+0800", "08:00" without seconds, offsets with seconds, comma fractions). Same pattern as the
+# `ts` of riskmon/schemas/*.json; ASCII digits only.
+TS_RE = re.compile(
+    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+# A money string is a plain decimal: no sign, exponent, spaces, underscores or non-ASCII digits, which
+# Decimal() would otherwise accept; at most 2 decimals; range and sign are checked by to_fen.
+MONEY_STR_RE = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?")
+# Unknown field names come from the sender: only a short plain name is echoed in the reason.
+_FIELD_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 CHANNELS = frozenset({"app", "web", "pos"})
 INSTALLMENTS = frozenset({1, 3, 6, 12, 24})
@@ -112,14 +124,17 @@ class _Invalid(Exception):
 def _obj(doc: dict[str, Any], allowed: frozenset[str]) -> None:
     extra = set(doc) - allowed
     if extra:
-        raise _Invalid(sorted(extra)[0], "unknown field")
+        name = sorted(extra)[0]
+        if _FIELD_NAME_RE.fullmatch(name):
+            raise _Invalid(name, "unknown field")
+        raise _Invalid("payload", "unknown field with a name that is empty, too long or not [A-Za-z0-9_.-]")
 
 
 def _id(doc: dict[str, Any], field: str) -> str:
     v = doc.get(field)
     if v is None:
         raise _Invalid(field, "required")
-    if not isinstance(v, str) or not ID_RE.match(v):
+    if not isinstance(v, str) or not ID_RE.fullmatch(v):
         raise _Invalid(field, "must be a string of 1-64 characters [A-Za-z0-9_.:-]")
     return v
 
@@ -130,7 +145,7 @@ def _enum(doc: dict[str, Any], field: str, allowed: frozenset, required: bool = 
         if required:
             raise _Invalid(field, "required")
         return None
-    if isinstance(v, bool) or v not in allowed:
+    if not isinstance(v, str) or v not in allowed:
         raise _Invalid(field, f"unknown value (allowed: {', '.join(map(str, sorted(allowed)))})")
     return v
 
@@ -138,6 +153,8 @@ def _enum(doc: dict[str, Any], field: str, allowed: frozenset, required: bool = 
 def _ts(doc: dict[str, Any]) -> int:
     if "ts" not in doc:
         raise _Invalid("ts", "required")
+    if isinstance(doc["ts"], str) and not TS_RE.fullmatch(doc["ts"]):
+        raise _Invalid("ts", "must be an RFC 3339 timestamp like 2026-03-01T08:00:00Z (seconds and offset required)")
     try:
         return parse_ts(doc["ts"])
     except TimeError as exc:
@@ -147,6 +164,8 @@ def _ts(doc: dict[str, Any]) -> int:
 def _money(doc: dict[str, Any], field: str, positive: bool = True) -> int:
     if field not in doc or doc[field] is None:
         raise _Invalid(field, "required")
+    if isinstance(doc[field], str) and not MONEY_STR_RE.fullmatch(doc[field]):
+        raise _Invalid(field, "must be a plain decimal string like 12.50 (digits, at most 2 decimals)")
     try:
         fen = to_fen(doc[field])
     except MoneyError as exc:
@@ -197,7 +216,7 @@ def _purchase(d: dict[str, Any]) -> Purchase:
     inst = d.get("installments")
     if inst is None:
         raise _Invalid("installments", "required")
-    if isinstance(inst, bool) or inst not in INSTALLMENTS:
+    if isinstance(inst, bool) or not isinstance(inst, int | float) or inst not in INSTALLMENTS:
         raise _Invalid("installments", "unknown value (allowed: 1, 3, 6, 12, 24)")
     return Purchase(
         event_id=_id(d, "event_id"),
