@@ -7,8 +7,11 @@ customers' schedules (valid events only) and the emitted lines (counts, duplicat
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,22 +72,50 @@ class Simulation:
                 yield {"topic": line[3], "key": line[4], "value": orjson.loads(line[5])}
 
 
-def simulate(cfg: SimConfig, default_limit_fen: int | None = None, default_dpd: int | None = None) -> Simulation:
-    """Build the whole run in memory (deterministic in ``cfg``)."""
+def _customers(cfg: SimConfig, segments: list[str], lo: int, hi: int, default_limit_fen: int,
+               default_dpd: int) -> tuple[list[tuple[int, int, int, str, str, bytes]], dict[str, Any]]:
+    """Simulate customers ``lo..hi-1`` (each has its own RNG, so any split gives the same result)."""
+    ctx = Context(cfg.seed, cfg.start_ms, cfg.end_ms, default_limit_fen, default_dpd, cfg.installments_truth)
+    entries: list[tuple[int, int, int, str, str, bytes]] = []
+    users: dict[str, Any] = {}
+    width = max(5, len(str(cfg.users)))
+    for i in range(lo, hi):
+        uid = f"{cfg.user_prefix}{i:0{width}d}"
+        cust = Customer(ctx, i, uid, segments[i])
+        entries.extend(cust.run())
+        users[uid] = cust.truth()
+    return entries, users
+
+
+def default_workers(cfg: SimConfig) -> int:
+    """Worker processes for customers: one per CPU (max 4) for big runs, none for small ones."""
+    return min(os.cpu_count() or 1, 4) if cfg.users >= 1000 else 1
+
+
+def simulate(cfg: SimConfig, default_limit_fen: int | None = None, default_dpd: int | None = None,
+             workers: int | None = None) -> Simulation:
+    """Build the whole run in memory (deterministic in ``cfg``, whatever ``workers`` is)."""
     if default_limit_fen is None or default_dpd is None:
         pol_limit, pol_dpd = ledger_defaults()
         default_limit_fen = pol_limit if default_limit_fen is None else default_limit_fen
         default_dpd = pol_dpd if default_dpd is None else default_dpd
-    ctx = Context(cfg.seed, cfg.start_ms, cfg.end_ms, default_limit_fen, default_dpd, cfg.installments_truth)
+    segments = assign_segments(cfg)
+    n = default_workers(cfg) if workers is None else max(1, workers)
     valid: list[tuple[int, int, int, str, str, bytes]] = []
     users: dict[str, Any] = {}
-    width = max(5, len(str(cfg.users)))
-    for i, segment in enumerate(assign_segments(cfg)):
-        uid = f"{cfg.user_prefix}{i:0{width}d}"
-        cust = Customer(ctx, i, uid, segment)
-        valid.extend(cust.run())
-        users[uid] = cust.truth()
-    ent_events, ent_truth = enterprises.generate(cfg.seed, cfg.enterprises, cfg.start_ms, cfg.days)
+    if n > 1 and "fork" in multiprocessing.get_all_start_methods():
+        bounds = [cfg.users * k // n for k in range(n + 1)]
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_customers, cfg, segments, bounds[k], bounds[k + 1], default_limit_fen,
+                                   default_dpd) for k in range(n)]
+            ent_events, ent_truth = enterprises.generate(cfg.seed, cfg.enterprises, cfg.start_ms, cfg.days)
+            for fut in futures:
+                part, part_users = fut.result()
+                valid.extend(part)
+                users.update(part_users)
+    else:
+        valid, users = _customers(cfg, segments, 0, cfg.users, default_limit_fen, default_dpd)
+        ent_events, ent_truth = enterprises.generate(cfg.seed, cfg.enterprises, cfg.start_ms, cfg.days)
     for j, (ts, value) in enumerate(ent_events):
         valid.append((ts, ENTERPRISE_INDEX_BASE, j, TOPIC_METRICS, value["enterprise_id"], orjson.dumps(value)))
     valid.sort()

@@ -7,7 +7,6 @@ can keep byte-exact, ``{"topic": ..., "key": ..., "raw": "<payload>"}``. The Kaf
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -111,21 +110,15 @@ def write_jsonl(config: SimConfig, path: str | Path, truth_path: str | Path | No
     return stats
 
 
-def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
-    """Create the input topics that do not exist yet (same partition count: co-partitioning)."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+def ensure_topics(bootstrap: str, partitions: int) -> None:
+    """Create missing input topics, all with the same partition count (co-partitioning by user_id), and
+    wait for their leaders; an existing topic with another count is an error (riskmon.services.Stack)."""
+    from riskmon.config import Settings
+    from riskmon.services.stack import Stack
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskmon-simulator")
-    try:
-        existing = set(admin.list_topics())
-        missing = [t for t in INPUT_TOPICS if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
-        return missing
-    finally:
-        admin.close()
+    stack = Stack(Settings(), broker=f"kafka://{bootstrap}", redis=False)
+    stack.start()  # an external broker: starts nothing
+    stack.create_topics(list(INPUT_TOPICS), partitions)
 
 
 def normalise_bootstrap(bootstrap: str) -> str:
@@ -148,24 +141,31 @@ def produce_lines(sim: Simulation, bootstrap: str, progress: Progress | None = N
     total = len(sim.lines)
     step = max(1, total // 100)
     sent = 0
-    errors: list[BaseException] = []
+    pending = []
+    send = producer.send
     try:
         for n, line in enumerate(sim.lines):
             payload = line[5]
-            producer.send(line[3], key=line[4].encode(), value=payload).add_errback(errors.append)
+            pending.append(send(line[3], key=line[4].encode(), value=payload))
             sent += len(payload)
-            if progress is not None and n % step == 0:
-                progress(n, total)
-            if errors:
-                raise RuntimeError(f"producing to Kafka failed: {errors[0]!r}")
+            if n % step == 0:
+                if progress is not None:
+                    progress(n, total)
+                _raise_failed(pending)  # fail early (and keep the list short) instead of after the run
+                pending = [f for f in pending if not f.is_done]
         producer.flush()
-        if errors:
-            raise RuntimeError(f"producing to Kafka failed: {errors[0]!r}")
+        _raise_failed(pending)
     finally:
         producer.close()
     if progress is not None:
         progress(total, total)
     return sent
+
+
+def _raise_failed(futures: list) -> None:
+    for fut in futures:
+        if fut.is_done and fut.failed():
+            raise RuntimeError(f"producing to Kafka failed: {fut.exception!r}")
 
 
 def produce_to_kafka(config: SimConfig, bootstrap: str, truth_path: str | Path | None = None,

@@ -323,3 +323,10 @@ def test_simulation_object_exposes_lines_and_truth() -> None:
     assert isinstance(sim, Simulation)
     assert sim.truth["counts"]["bad"] == sim.truth["counts"]["duplicates"] == 0
     assert len(sim.lines) == sim.truth["counts"]["events_valid"]
+
+
+def test_worker_processes_do_not_change_the_run() -> None:
+    cfg = SimConfig(days=45, users=60, enterprises=2, seed=9, bad_rate=0.05)
+    one, three = simulate(cfg, workers=1), simulate(cfg, workers=3)
+    assert one.lines == three.lines
+    assert orjson.dumps(one.truth) == orjson.dumps(three.truth)
