@@ -38,12 +38,15 @@ def identify_broker(bootstrap: str, *, timeout_ms: int = 10_000) -> BrokerIdenti
         with contextlib.suppress(Exception):
             admin.close()
     brokers = cluster.get("brokers") or []
-    cluster_id = cluster.get("cluster_id")
-    if cluster_id == TANSU_CLUSTER_ID:
-        kind = "tansu"
-    elif version >= (4, 0) and brokers and all("is_fenced" in b for b in brokers):
-        kind = "apache"
-    else:
-        kind = "unknown"
-    return BrokerIdentity(kind=kind, cluster_id=cluster_id, api_version=version,
+    return BrokerIdentity(kind=classify(cluster.get("cluster_id"), version, brokers),
+                          cluster_id=cluster.get("cluster_id"), api_version=version,
                           broker_ids=tuple(int(b["broker_id"]) for b in brokers))
+
+
+def classify(cluster_id: str | None, api_version: tuple[int, ...], brokers: list[dict]) -> str:
+    """``"tansu"``, ``"apache"`` or ``"unknown"`` from a DescribeCluster answer and the protocol version."""
+    if cluster_id == TANSU_CLUSTER_ID:
+        return "tansu"
+    if api_version >= (4, 0) and brokers and all("is_fenced" in b for b in brokers):
+        return "apache"
+    return "unknown"
