@@ -42,7 +42,7 @@ def _scenario_counts(n: int, mix: dict[str, float]) -> list[str]:
 
 def _season(rng: random.Random, strong: bool) -> tuple[float, int, float, int]:
     if strong:
-        return rng.uniform(0.22, 0.32), rng.randrange(7), rng.uniform(0.15, 0.25), rng.randrange(1, 29)
+        return rng.uniform(0.22, 0.32), rng.randrange(7), rng.uniform(0.20, 0.35), rng.randrange(1, 29)
     return rng.uniform(0.0, 0.06), rng.randrange(7), rng.uniform(0.0, 0.04), rng.randrange(1, 29)
 
 
@@ -169,6 +169,8 @@ def generate(rng_seed: int, n: int, start_ms: int, days: int,
                     "value": values[metric],
                 }))
 
+        onset = plan["onset"] if plan.get("onset") is not None and plan["onset"] < days else None
+
         def _ts(day: int | None) -> str | None:
             return None if day is None else fmt_ts(day0 + day * MS_PER_DAY)
 
@@ -177,10 +179,9 @@ def generate(rng_seed: int, n: int, start_ms: int, days: int,
             "industry": industry,
             "scenario": scenario,
             "default_ts": _ts(default_day if default_day is not None and default_day < days else None),
-            "crunch_start_ts": _ts(plan.get("onset")) if scenario == "liquidity_crunch" else None,
-            "crunch_end_ts": _ts(plan.get("end")) if scenario == "liquidity_crunch" else None,
-            "distress_onset_ts": _ts(plan.get("onset")) if scenario in ("decline_default", "shock_default")
-            else None,
+            "crunch_start_ts": _ts(onset) if scenario == "liquidity_crunch" else None,
+            "crunch_end_ts": _ts(plan["end"]) if scenario == "liquidity_crunch" and onset is not None else None,
+            "distress_onset_ts": _ts(onset) if scenario in ("decline_default", "shock_default") else None,
             "seasonal_amplitude": {"weekly": round(amp_w, 3), "monthly": round(amp_m, 3)},
         })
     events.sort(key=lambda e: (e[0], e[1]["enterprise_id"]))
