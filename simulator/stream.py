@@ -88,19 +88,23 @@ def _customers(cfg: SimConfig, segments: list[str], lo: int, hi: int, default_li
 
 
 def default_workers(cfg: SimConfig) -> int:
-    """Worker processes for customers: one per CPU (max 4) for big runs, none for small ones."""
+    """Worker processes the CLI uses for customers: one per CPU (max 4) for big runs, else 1."""
     return min(os.cpu_count() or 1, 4) if cfg.users >= 1000 else 1
 
 
 def simulate(cfg: SimConfig, default_limit_fen: int | None = None, default_dpd: int | None = None,
-             workers: int | None = None) -> Simulation:
-    """Build the whole run in memory (deterministic in ``cfg``, whatever ``workers`` is)."""
+             workers: int = 1) -> Simulation:
+    """Build the whole run in memory (deterministic in ``cfg``, whatever ``workers`` is).
+
+    ``workers > 1`` forks that many processes for the customers; only do that from a process without
+    other threads (the CLI), since forking a multithreaded process can deadlock the child.
+    """
     if default_limit_fen is None or default_dpd is None:
         pol_limit, pol_dpd = ledger_defaults()
         default_limit_fen = pol_limit if default_limit_fen is None else default_limit_fen
         default_dpd = pol_dpd if default_dpd is None else default_dpd
     segments = assign_segments(cfg)
-    n = default_workers(cfg) if workers is None else max(1, workers)
+    n = max(1, min(workers, cfg.users))
     valid: list[tuple[int, int, int, str, str, bytes]] = []
     users: dict[str, Any] = {}
     if n > 1 and "fork" in multiprocessing.get_all_start_methods():

@@ -7,6 +7,7 @@ can keep byte-exact, ``{"topic": ..., "key": ..., "raw": "<payload>"}``. The Kaf
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Stats:
     bytes: int = 0
     generate_seconds: float = 0.0
     write_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process + its simulator workers: robust to a busy machine
     per_topic: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -45,6 +47,12 @@ class Stats:
     def events_per_s(self) -> float:
         """Lines per second, end to end."""
         return self.lines / self.seconds if self.seconds else 0.0
+
+
+def _cpu() -> float:
+    own = time.process_time()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + kids.ru_utime + kids.ru_stime
 
 
 def _stats(sim: Simulation) -> Stats:
@@ -95,18 +103,34 @@ def write_lines(sim: Simulation, path: str | Path, progress: Progress | None = N
     return written
 
 
-def write_jsonl(config: SimConfig, path: str | Path, truth_path: str | Path | None = None,
-                progress: Progress | None = None) -> Stats:
-    """Simulate ``config`` and write the JSONL file and (optionally) the truth file."""
-    t0 = time.perf_counter()
-    sim = simulate(config)
-    t1 = time.perf_counter()
+def timed_simulate(config: SimConfig, workers: int = 1) -> tuple[Simulation, float, float]:
+    """(simulation, wall seconds, CPU seconds incl. worker processes) of building a run."""
+    c0, t0 = _cpu(), time.perf_counter()
+    sim = simulate(config, workers=workers)
+    return sim, time.perf_counter() - t0, _cpu() - c0
+
+
+def write_simulation(sim: Simulation, path: str | Path, truth_path: str | Path | None = None,
+                     progress: Progress | None = None) -> Stats:
+    """Write a built run as JSONL plus (optionally) its truth file."""
+    c0, t0 = _cpu(), time.perf_counter()
     size = write_lines(sim, path, progress)
     write_truth(sim, truth_path)
     stats = _stats(sim)
     stats.bytes = size
-    stats.generate_seconds = t1 - t0
-    stats.write_seconds = time.perf_counter() - t1
+    stats.write_seconds = time.perf_counter() - t0
+    stats.cpu_seconds = _cpu() - c0
+    return stats
+
+
+def write_jsonl(config: SimConfig, path: str | Path, truth_path: str | Path | None = None,
+                progress: Progress | None = None, workers: int = 1) -> Stats:
+    """Simulate ``config`` and write the JSONL file and (optionally) the truth file.
+
+    ``workers``: see :func:`simulator.simulate` (the output does not depend on it)."""
+    sim, wall, cpu = timed_simulate(config, workers)
+    stats = write_simulation(sim, path, truth_path, progress)
+    stats.generate_seconds, stats.cpu_seconds = wall, stats.cpu_seconds + cpu
     return stats
 
 
@@ -168,21 +192,30 @@ def _raise_failed(futures: list) -> None:
             raise RuntimeError(f"producing to Kafka failed: {fut.exception!r}")
 
 
-def produce_to_kafka(config: SimConfig, bootstrap: str, truth_path: str | Path | None = None,
-                     progress: Progress | None = None, partitions: int | None = None) -> Stats:
-    """Simulate ``config`` and produce it to the input topics (created if missing)."""
+def produce_simulation(sim: Simulation, bootstrap: str, truth_path: str | Path | None = None,
+                       progress: Progress | None = None, partitions: int | None = None) -> Stats:
+    """Produce a built run to the input topics (created if missing, with ``partitions`` or
+    RISKMON_PARTITIONS partitions) and write its truth file."""
     from riskmon.config import Settings
 
-    t0 = time.perf_counter()
-    sim = simulate(config)
-    t1 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     ensure_topics(normalise_bootstrap(bootstrap), partitions or Settings().partitions)
     size = produce_lines(sim, bootstrap, progress)
     write_truth(sim, truth_path)
     stats = _stats(sim)
     stats.bytes = size
-    stats.generate_seconds = t1 - t0
-    stats.write_seconds = time.perf_counter() - t1
+    stats.write_seconds = time.perf_counter() - t0
+    stats.cpu_seconds = _cpu() - c0
+    return stats
+
+
+def produce_to_kafka(config: SimConfig, bootstrap: str, truth_path: str | Path | None = None,
+                     progress: Progress | None = None, partitions: int | None = None,
+                     workers: int = 1) -> Stats:
+    """Simulate ``config`` and produce it to Kafka (see :func:`produce_simulation`)."""
+    sim, wall, cpu = timed_simulate(config, workers)
+    stats = produce_simulation(sim, bootstrap, truth_path, progress, partitions)
+    stats.generate_seconds, stats.cpu_seconds = wall, stats.cpu_seconds + cpu
     return stats
 
 

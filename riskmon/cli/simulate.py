@@ -64,14 +64,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truth", type=Path, metavar="TRUTH.json",
                    help="ground-truth file (default: next to --out as <name>.truth.json; with --bootstrap "
                    "none unless given)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes simulating customers (default: CPUs up to 4 for >= 1000 users, else 1); "
+                   "the output is the same for any value")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the run, write or produce it, print counts and throughput."""
-    from simulator import SimConfig, SimConfigError, parse_segment_mix, produce_to_kafka, write_jsonl
+    from simulator import SimConfig, SimConfigError, parse_segment_mix
     from simulator.config import DEFAULT_SEGMENT_MIX
+    from simulator.stream import default_workers
+    from simulator.writers import produce_simulation, timed_simulate, write_simulation
 
     console = Console(stderr=True)
     try:
@@ -83,25 +88,32 @@ def run(args: argparse.Namespace) -> int:
     except SimConfigError as exc:
         console.print(f"[red]riskmon simulate: {exc}[/red]")
         return 2
+    workers = args.workers if args.workers is not None else default_workers(cfg)
     truth = args.truth
     if truth is None and args.out is not None:
         truth = args.out.with_name(args.out.name.removesuffix(".jsonl") + ".truth.json")
 
+    # Simulate before any live display: rich's refresh thread must not exist while workers are forked.
+    if not args.quiet:
+        console.print(f"simulating {cfg.users} customers and {cfg.enterprises} enterprises over {cfg.days} days "
+                      f"({workers} worker process{'es' if workers > 1 else ''}) ...")
+    sim, gen_wall, gen_cpu = timed_simulate(cfg, workers)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=args.quiet, transient=False) as bar:
-        task = bar.add_task("simulating ...", total=None)
+                  console=console, disable=args.quiet) as bar:
+        task = bar.add_task("writing" if args.out else "producing", total=len(sim.lines))
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, description="writing" if args.out else "producing", completed=done, total=total)
+            bar.update(task, completed=done, total=total)
 
         if args.out is not None:
-            stats = write_jsonl(cfg, args.out, truth, progress)
+            stats = write_simulation(sim, args.out, truth, progress)
         else:
             try:
-                stats = produce_to_kafka(cfg, args.bootstrap, truth, progress)
+                stats = produce_simulation(sim, args.bootstrap, truth, progress)
             except Exception as exc:  # noqa: BLE001 - report broker problems as a CLI error, not a trace
                 console.print(f"[red]riskmon simulate: producing to {args.bootstrap} failed: {exc}[/red]")
                 return 1
+    stats.generate_seconds, stats.cpu_seconds = gen_wall, stats.cpu_seconds + gen_cpu
     where = args.out if args.out is not None else f"kafka {args.bootstrap}"
     print(f"{stats.lines} messages -> {where} ({stats.bytes / 1e6:.1f} MB); valid {stats.valid}, "
           f"duplicates {stats.duplicates}, bad {stats.bad}, late {stats.late}")
@@ -110,5 +122,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ground truth -> {truth}")
     print(f"throughput: {stats.events_per_s:,.0f} events/s end to end (generate {stats.generate_seconds:.2f} s, "
           f"{'write' if args.out else 'produce'} {stats.write_seconds:.2f} s = "
-          f"{stats.lines / max(stats.write_seconds, 1e-9):,.0f} events/s)", file=sys.stdout)
+          f"{stats.lines / max(stats.write_seconds, 1e-9):,.0f} events/s); CPU {stats.cpu_seconds:.2f} s "
+          f"incl. workers = {stats.lines / max(stats.cpu_seconds, 1e-9):,.0f} events per CPU-second",
+          file=sys.stdout)
     return 0
