@@ -8,11 +8,13 @@ writes a ground-truth file the pipeline's outputs are checked against. See ``ris
 Public API::
 
     generate(config) -> Iterator[dict]          # JSONL line objects in emission order
-    simulate(config) -> Simulation              # .lines, .truth, .iter_dicts()
-    write_jsonl(config, path, truth_path) -> Stats
-    produce_to_kafka(config, bootstrap, truth_path) -> Stats
-    read_jsonl(path) -> Iterator[(topic, key, payload bytes)]
+    simulate(config, workers=1) -> Simulation   # .lines, .truth, .iter_dicts()
+    write_jsonl(config, path, truth_path=None, progress=None, workers=1) -> Stats
+    produce_to_kafka(config, bootstrap, truth_path=None, progress=None, partitions=None, workers=1) -> Stats
+    read_jsonl(path) -> Iterator[(topic, key, payload bytes)];  payload_of(line) -> bytes
     scenarios.Scenario                          # hand-written scenarios for tests
+
+The truth file's ``rules`` section states the definitions (default instant, installment columns, units).
 """
 
 from simulator.config import DEFAULT_SEGMENT_MIX, SEGMENTS, SimConfig, SimConfigError, parse_segment_mix

@@ -18,6 +18,7 @@ ledger rule and definitions as :func:`simulator.simulate`.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -204,8 +205,6 @@ class Scenario:
 
     def bad(self, event_id: str, kind: str, delay_ms: int = 1000, seed: int = 0) -> Scenario:
         """Send a contract-breaking variant (``simulator.faults.BAD_KINDS``) of an earlier valid message."""
-        import random
-
         orig = self._by_event[event_id]
         n = sum(1 for m in self._msgs if m.flag == BAD) + 1
         msg = make_bad(random.Random(f"{seed}:{event_id}:{kind}:{n}"), orig.topic, orjson.loads(orig.payload),
