@@ -241,7 +241,7 @@ def test_add_async_waits_for_room(ch):
 def test_every_output_topic_and_business_metrics_land(ch, tmp_path: Path):
     from sinks.clickhouse.sample import load, sample_records
 
-    recs = sample_records(days=3, users=40, enterprises=8)
+    recs = sample_records(days=4, users=100, enterprises=8)
     assert load(ch, recs) == len(recs)
     by_table: dict[str, int] = {}
     for topic, _ in recs:
