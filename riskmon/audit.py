@@ -528,12 +528,13 @@ class AuditLog:
             if seq > exp_seq:
                 add(Problem(chain, exp_seq, "deleted", f"seq {exp_seq}..{seq - 1} missing"))
                 had_problem, skip_link = True, True
-            next_prevs = {r.prev_hash for r in nxt} if nxt else set()
+            # the genuine row of a seq: self-consistent, linked, and vouched for by the next row or an anchor
+            vouched = ({r.prev_hash for r in nxt} if nxt else set()) | {a.head_hash for a in expect.get(seq, ())}
             evals = []
             for r in group:
                 own = r.hash_ok(seq)
                 linked = skip_link or r.prev_hash == exp_prev
-                evals.append((own and linked, own, r.hash in next_prevs, r))
+                evals.append((own and linked, own, r.hash in vouched, r))
             evals.sort(key=lambda e: (not e[0], not e[1], not e[2]))
             _, own, _, row = evals[0]
             linked = skip_link or row.prev_hash == exp_prev
