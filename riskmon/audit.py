@@ -20,10 +20,13 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
+from riskmon.config import Settings
 from riskmon.eventtime import TimeError, parse_ts
 
 LOG_TABLE = "audit_log"
@@ -259,6 +262,24 @@ class AuditLog:
         self._anchor_no = 0
         self._anchor_hash = anchors_genesis_hash()
         self._schema_ready = False
+
+    @classmethod
+    def from_policy(cls, client: Any, policy_path: Path | None = None) -> AuditLog:
+        """An AuditLog with the ``audit:`` section of the policy file (shards, anchor cadence)."""
+        path = policy_path or Settings().policy_path
+        try:
+            section = (yaml.safe_load(path.read_text()) or {}).get("audit") or {}
+        except OSError:
+            section = {}
+        opts: dict[str, Any] = {}
+        if "shards" in section:
+            opts["shards"] = int(section["shards"])
+        if "anchor_every" in section:
+            opts["anchor_every"] = int(section["anchor_every"])
+        if "anchor_period_hours" in section:
+            hours = section["anchor_period_hours"]
+            opts["anchor_period_ms"] = int(float(hours) * 3_600_000) if hours else None
+        return cls(client, **opts)
 
     # ---------------------------------------------------------------- schema and state
     def ensure_schema(self) -> None:

@@ -71,27 +71,8 @@ def _open(args: argparse.Namespace):  # noqa: ANN202 - returns (client, AuditLog
     from riskmon.audit import AuditLog
     from sinks.clickhouse.client import connect
 
-    dsn = args.dsn or Settings().clickhouse
-    client = connect(dsn)
-    return client, AuditLog(client, **_policy())
-
-
-def _policy() -> dict[str, int]:
-    """The `audit:` section of the policy file (shards, anchor_every, anchor_period_hours)."""
-    import yaml
-
-    try:
-        section = (yaml.safe_load(Settings().policy_path.read_text()) or {}).get("audit") or {}
-    except OSError:
-        section = {}
-    out: dict[str, int] = {}
-    if "shards" in section:
-        out["shards"] = int(section["shards"])
-    if "anchor_every" in section:
-        out["anchor_every"] = int(section["anchor_every"])
-    if "anchor_period_hours" in section:
-        out["anchor_period_ms"] = int(float(section["anchor_period_hours"]) * 3_600_000)
-    return out
+    client = connect(args.dsn or Settings().clickhouse)
+    return client, AuditLog.from_policy(client)
 
 
 def _verify(args: argparse.Namespace) -> int:

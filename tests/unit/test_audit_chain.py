@@ -178,3 +178,12 @@ def test_every_single_row_tamper_is_detected_at_its_seq(n: int, data: st.DataObj
     assert problems, kind
     first = min(problems, key=lambda p: p.seq)
     assert {(first.seq, first.kind)} == expected, (kind, i, problems)
+
+
+def test_from_policy_reads_the_audit_section(tmp_path: Any) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("audit:\n  shards: 5\n  anchor_every: 7\n  anchor_period_hours: 2\n")
+    log = AuditLog.from_policy(None, policy)
+    assert (log.shards, log.anchor_every, log.anchor_period_ms) == (5, 7, 7_200_000)
+    packaged = AuditLog.from_policy(None)
+    assert packaged.shards >= 1 and packaged.anchor_every >= 1
