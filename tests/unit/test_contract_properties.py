@@ -17,7 +17,7 @@ import re
 import string
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,8 @@ def schema_accepts(topic: str, raw: bytes) -> bool:
         doc = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_no_constants)
     except ValueError:
         return False
-    return VALIDATORS[topic].is_valid(doc)
+    with localcontext(prec=1000):  # exact multipleOf for 30-digit integers too (default precision is 28)
+        return VALIDATORS[topic].is_valid(doc)
 
 
 def render(doc: Any) -> bytes:
