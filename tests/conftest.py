@@ -26,7 +26,9 @@ the tests at its services.
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +62,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if skip_slow and item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.skip(reason="RISKMON_SKIP_SLOW=1"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """After a failed test, drop the traceback pytest keeps in ``sys.last_*`` and collect garbage.
+
+    Why: chdb allows one engine directory per process. A failed test's frames (kept alive by
+    ``sys.last_traceback``) can hold an open chdb client on its own directory, and every later chdb test
+    in the session would then fail with "EmbeddedServer already initialized with path ...".
+    """
+    yield
+    if getattr(sys, "last_traceback", None) is not None:
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            if hasattr(sys, name):
+                delattr(sys, name)
+        gc.collect()
 
 
 def _uses_our_service_fixture(item: pytest.Item) -> bool:

