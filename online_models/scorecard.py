@@ -11,16 +11,20 @@ import math
 
 # points per unit of feature (positive = riskier); intercept sets a ~4% base rate
 WEIGHTS: dict[str, float] = {
-    "bureau_score": -0.9,  # (score - 600) / 100
-    "bureau_missing": 0.4,
-    "income_band": -0.25,
-    "utilisation": 1.6,
-    "dpd_now": 0.12,
-    "late_ratio": 2.5,
-    "log_velocity_24h": 0.35,
-    "night_share_30d": 0.8,
+    "bureau_score": -0.7,  # (score - 600) / 100
+    "bureau_missing": 0.35,
+    "income_band": -0.35,  # 0 low .. 3 very high
+    "age_band": -0.2,  # 0 = 18-25 .. 3 = 51+
+    "utilisation": 0.5,
+    "late_ratio": 1.5,  # share of resolved installments paid late
+    "dpd_now": 0.1,
+    "night_share_30d": 2.7,  # share of purchases between 00:00 and 06:00 local
+    "count_30d": 0.1,
+    "repay_to_spend_30d": -0.25,
+    "log_velocity_24h": 0.2,
+    "anomaly": 1.5,  # purchase-anomaly score in [0, 1] (bust-out / takeover bursts)
 }
-INTERCEPT = -3.6
+INTERCEPT = -5.2
 
 
 def scorecard_pd(x: dict[str, float]) -> float:

@@ -67,7 +67,7 @@ class AccountState:
     reminded: list[str] = field(default_factory=list)
     contacts: list[int] = field(default_factory=list)
     deferred: list[list[Any]] = field(default_factory=list)  # [ready_ts, kind, ref, dpd, step_ts]
-    labels: list[list[Any]] = field(default_factory=list)  # [purchase_id, due1, x, p_decision, p_model]
+    labels: list[list[Any]] = field(default_factory=list)  # [purchase_id, due1, x, p_decision, p_model, warm]
     version: int = 0  # CAS version in Redis, managed by the store
 
     @property

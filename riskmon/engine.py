@@ -62,7 +62,8 @@ class Engine:
         self.freeze_dpd = int(policy.limits["freeze_dpd"])
         self.unfreeze_after = int(policy.limits["unfreeze_on_time_installments"])
         self.labels_since_checkpoint = 0
-        self.label_log: list[tuple[dict[str, float], float, float, bool, int]] | None = None  # for evaluate
+        # (features, p_decision, p_model, label, resolved_ts, model_was_warm) of every learnt label, when set
+        self.label_log: list[tuple[dict[str, float], float, float, bool, int, bool]] | None = None
         self._out: list[Emitted] = []
         self._labels = 0
 
@@ -157,13 +158,14 @@ class Engine:
         x["installments"] = float(ev.installments)
         for ch in ("app", "web", "pos"):
             x[f"channel_{ch}"] = 1.0 if ev.channel == ch else 0.0
+        anomaly = self.anomaly.score_and_learn(x)
+        x["anomaly"] = anomaly  # the burst score is also evidence for the default model
         pd = self.model.predict_one(x)
         pm = self.model.model_pd(x) if self.model.n_labels else pd
-        anomaly = self.anomaly.score_and_learn(x)
         grade = pol.grade(pd)
         st.last_pd, st.grade, st.model_version = pd, grade, self.model.version
         due1 = ev.ts + 30 * MS_PER_DAY
-        st.labels.append([ev.event_id, due1, x, pd, pm])
+        st.labels.append([ev.event_id, due1, x, pd, pm, int(self.model.warm)])
         a = pol.alerts
         fraud = (anomaly >= a["fraud_anomaly"] and x["utilisation"] >= a["fraud_min_utilisation"]) or (
             x["velocity_24h"] >= a["fraud_velocity"]
@@ -236,8 +238,6 @@ class Engine:
                     st.on_time_since_cure += 1
             else:
                 st.n_late += 1
-            if inst.k == 1:
-                self._resolve_label(st, inst.purchase_id, False, ts)
 
     def _maybe_raise(self, st: AccountState, ts: int, cause: str) -> None:
         dec = consider_raise(st, self.policy, ts, self._peak_util(st, ts - 30 * MS_PER_DAY))
@@ -347,6 +347,10 @@ class Engine:
             elif kind == "2step":
                 self._fire_step(st, t, payload[0], payload[1])
             else:
+                # Every label is learnt at one horizon, due + default DPD, paid or not. Learning a
+                # negative at payment would feed the model negatives a month before the positives of the
+                # same cohort can exist, and every feature that trends with time would turn into a
+                # proxy for the label (measured: AUC 0.37 at decision time; docs/model.md).
                 st.labels.remove(payload)
                 inst = next((i for i in st.ledger.installments
                              if i.purchase_id == payload[0] and i.k == 1), None)
@@ -423,19 +427,13 @@ class Engine:
                          "outstanding": rep["outstanding"]})
 
     # ------------------------------------------------------------------ delayed labels
-    def _resolve_label(self, st: AccountState, purchase_id: str, y: bool, ts: int) -> None:
-        for lab in st.labels:
-            if lab[0] == purchase_id:
-                st.labels.remove(lab)
-                self._learn(lab, y, ts)
-                return
-
     def _learn(self, lab: list[Any], y: bool, ts: int) -> None:
-        _, _, x, p_decision, p_model = lab
+        x, p_decision, p_model, warm = lab[2], lab[3], lab[4], bool(lab[5])
         self.metrics.update(p_decision, y)
-        self.model_metrics.update(p_model, y)
+        if warm:
+            self.model_metrics.update(p_model, y)
         if self.label_log is not None:
-            self.label_log.append((x, p_decision, p_model, y, ts))
+            self.label_log.append((x, p_decision, p_model, y, ts, warm))
         self.model.learn_one(x, y)
         self._labels += 1
         self.labels_since_checkpoint += 1
