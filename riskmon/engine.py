@@ -150,7 +150,7 @@ class Engine:
         available = st.available
         util_before = st.ledger.outstanding / max(st.credit_limit, 1)
         pay = st.ledger.purchase(ev.event_id, ev.ts, ev.amount, ev.installments, self.grace_ms)
-        self._completed(st, pay.completed, ev.ts)
+        self._completed(st, pay.completed)
         st.activity.add_purchase(ev.ts, ev.amount, ev.merchant_id, ev.category, is_night(ev.ts, self.tz))
         x = self._features(st, ev.ts)
         x["util_jump"] = x["utilisation"] - util_before
@@ -209,7 +209,7 @@ class Engine:
         pay = st.ledger.repay(ev.ts, ev.amount, self.grace_ms)
         st.activity.add_repayment(ev.ts, ev.amount)
         st.last_repay_ts = max(st.last_repay_ts, ev.ts)
-        self._completed(st, pay.completed, ev.ts)
+        self._completed(st, pay.completed)
         uid = st.user_id
         if st.episode is not None and not any(i.due <= ev.ts for i in st.ledger.unpaid()):
             ep = st.episode
@@ -230,8 +230,8 @@ class Engine:
             outstanding_after=st.ledger.outstanding, on_time=dpd_before == 0, dpd_before=dpd_before)))
         self._maybe_raise(st, ev.ts, ev.event_id)
 
-    def _completed(self, st: AccountState, completed: list, ts: int) -> None:
-        for inst, on_time in completed:
+    def _completed(self, st: AccountState, completed: list) -> None:
+        for _inst, on_time in completed:
             if on_time:
                 st.n_on_time += 1
                 if st.awaiting_unfreeze:
