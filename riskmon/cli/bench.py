@@ -1,11 +1,70 @@
-"""`riskmon bench` (placeholder until its issue lands)."""
+"""`riskmon bench`: throughput, latency, scaling and memory on real Apache Kafka (docs/performance.md)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import orjson
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `bench` command."""
-    p = sub.add_parser("bench", help="(not yet implemented)")
-    p.set_defaults(func=lambda args: print("riskmon bench: not implemented yet") or 1)
+    p = sub.add_parser(
+        "bench",
+        help="Benchmark raw Kafka vs naive Faust vs the riskmon pipeline (1 and 2 workers), latency, Redis.",
+        description="Starts Apache Kafka and a redis-server, simulates --events input messages once and runs, "
+        "on that same data: (a) raw aiokafka consume + orjson decode; (b) a naive one-event-at-a-time Faust "
+        "agent (decode + Redis GET + SET per event); (c) the full pipeline with 1 worker; (d) with 2 workers; "
+        "(e) event -> decision latency at a paced offered rate; (f) AccountStore load/commit round trips. "
+        "Prints a table (events/s, c/b, c/a, d/c, latency, CPU split, RSS, Redis memory per 1k users, "
+        "targets) and writes the same as JSON. Everything it starts is stopped at the end.",
+    )
+    p.add_argument("--events", type=int, default=100_000, help="input messages per throughput stage (default 100000)")
+    p.add_argument("--users", type=int, default=20_000, help="simulated users (default 20000)")
+    p.add_argument("--enterprises", type=int, default=200, help="simulated enterprises (default 200)")
+    p.add_argument("--partitions", type=int, default=4, help="partitions per topic (default 4)")
+    p.add_argument("--seed", type=int, default=7, help="simulator seed")
+    p.add_argument("--naive-mode", choices=("redis", "decode"), default="redis",
+                   help="stage (b) per event: decode + Redis GET + SET (default) or decode only")
+    p.add_argument("--skip-latency", action="store_true", help="skip stage (e) (it takes --latency-seconds)")
+    p.add_argument("--rate", type=float, default=5000.0, help="offered rate of stage (e), events/s (default 5000)")
+    p.add_argument("--latency-seconds", type=float, default=60.0, help="duration of stage (e) (default 60)")
+    p.add_argument("--latency-window", type=float, default=0.01,
+                   help="worker batch window (RISKMON_BATCH_WITHIN_S) during stage (e), seconds (default 0.01)")
+    p.add_argument("--redis-batch", type=int, default=500, help="users per AccountStore round trip in (f)")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="record py-spy profiles of worker-0 during (c) and (d) into DIR (collapsed stacks)")
+    p.add_argument("--out", type=Path, default=Path("var/bench/bench.json"), help="JSON report path")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the bench with a live progress display."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from riskmon.bench import BenchConfig, render, run_bench
+    from riskmon.config import Settings
+
+    console = Console()
+    cfg = BenchConfig(events=args.events, users=args.users, enterprises=args.enterprises, partitions=args.partitions,
+                      seed=args.seed, naive_mode=args.naive_mode, skip_latency=args.skip_latency,
+                      latency_rate=args.rate, latency_seconds=args.latency_seconds,
+                      latency_batch_within_s=args.latency_window, redis_batch=args.redis_batch,
+                      profile_dir=args.profile)
+    tasks: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)
+
+        report = run_bench(cfg, Settings(), progress, say=lambda m: bar.console.print(f"[dim]{m}[/]"))
+    console.print(render(report))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    console.print(f"report written to {args.out}")
+    return 0

@@ -1,0 +1,129 @@
+"""Watching a consumer group drain pre-produced topics, and the CPU/RSS of the processes involved.
+
+Why committed offsets: they are the one progress signal every consumer under test (naive Faust app,
+riskmon workers) exposes the same way, without changing the code being measured. Both commit every
+second, so the start and end of a run are known to about that resolution; the throughput is taken
+between the first sample with progress and the sample where lag reaches 0, which excludes start-up
+and the group join.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from riskmon.services import procs
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (0.0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    """Current (VmRSS) and peak (VmHWM) resident memory of ``pid`` in MiB."""
+    out = {"rss_mb": 0.0, "peak_rss_mb": 0.0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                out["rss_mb"] = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                out["peak_rss_mb"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+@dataclass
+class DrainResult:
+    """How fast a group consumed ``total`` messages, and who burnt the CPU meanwhile."""
+
+    total: int
+    seconds: float  # first progress -> lag 0
+    counted: int  # messages consumed in that window
+    wall_s: float  # process start -> lag 0 (start-up and group join included)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def events_per_s(self) -> float:
+        """Throughput in the measured window."""
+        return self.counted / self.seconds if self.seconds > 0 else 0.0
+
+
+class GroupWatch:
+    """Committed offsets of one group on fixed, pre-produced topics."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Sequence[str]) -> None:
+        self.group = group
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskmon-bench-watch")
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        try:
+            self.tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+            self.ends = consumer.end_offsets(self.tps)
+        finally:
+            consumer.close()
+        self.total = sum(self.ends.values())
+
+    def committed(self) -> int:
+        """Messages committed by the group so far (0 before its first commit)."""
+        try:
+            offsets = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
+        except KafkaError:
+            return 0
+        done = 0
+        for tp in self.tps:
+            meta = offsets.get(tp)
+            if meta is not None and meta.offset > 0:
+                done += min(meta.offset, self.ends[tp])
+        return done
+
+    def close(self) -> None:
+        """Close the admin client."""
+        self.admin.close()
+
+
+def watch_drain(watch: GroupWatch, pids: dict[str, int], watched: Sequence[procs.Proc], *, timeout_s: float,
+                progress: Callable[[int], None] | None = None, interval: float = 0.1) -> DrainResult:
+    """Poll until the group has committed everything; CPU of ``pids`` is taken over the measured window.
+
+    ``watched`` processes must stay alive (a crashed worker fails the run with its log tail).
+    """
+    t_start = time.monotonic()
+    deadline = t_start + timeout_s
+    first: tuple[float, int, dict[str, float]] | None = None
+    while True:
+        done = watch.committed()
+        now = time.monotonic()
+        if progress:
+            progress(done)
+        if done > 0 and first is None:
+            first = (now, done, {name: cpu_seconds(pid) for name, pid in pids.items()})
+        if done >= watch.total:
+            cpu_end = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            assert first is not None
+            t0, c0, cpu0 = first
+            if c0 >= watch.total:  # finished between two samples: no window to measure
+                return DrainResult(watch.total, now - t_start, watch.total, now - t_start,
+                                   {k: cpu_end[k] for k in pids})
+            return DrainResult(watch.total, now - t0, watch.total - c0, now - t_start,
+                               {k: round(cpu_end[k] - cpu0[k], 2) for k in pids})
+        for p in watched:
+            if not p.alive():
+                raise RuntimeError(f"{p.name} exited during the bench:\n{p.log_tail()}")
+        if now > deadline:
+            raise TimeoutError(f"group {watch.group} did not drain within {timeout_s:.0f}s "
+                               f"({done}/{watch.total} committed)")
+        time.sleep(interval)

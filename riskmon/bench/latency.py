@@ -1,0 +1,108 @@
+"""Stage (e): event -> decision latency at a fixed offered rate.
+
+The bench produces purchases (and the other input traffic, in simulator order) at ``rate`` messages/s,
+remembering the wall time of each purchase's ``send``; a consumer on ``decisions`` matches each decision
+to its purchase by ``event_id`` and takes the time it was consumed. Latency therefore includes the
+producer's linger, the broker (twice), the worker's batching window, processing and the output flush.
+The first ``warmup_s`` seconds are left out (group join, model restore, first Redis reads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from riskmon import outputs as out
+from riskmon.bench.dataset import Line
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by nearest rank (0.0 for no values)."""
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
+
+
+async def _run(lines: Sequence[Line], bootstrap: str, prefix: str, rate: float, warmup_s: float,
+               settle_s: float, progress: Callable[[int], None] | None) -> dict[str, float]:
+    sent_at: dict[str, float] = {}
+    lat_ms: list[float] = []
+    warm_ids: set[str] = set()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all",
+                                max_request_size=2 * 1024 * 1024)
+    await consumer.start()
+    await producer.start()
+    stop = asyncio.Event()
+    last_decision = [time.perf_counter()]
+
+    async def consume() -> None:
+        topic = prefix + out.TOPIC_DECISIONS
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata of an unsubscribed topic
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=20, max_records=5000)
+            now = time.perf_counter()
+            for records in batches.values():
+                for rec in records:
+                    eid = orjson.loads(rec.value).get("event_id")
+                    t = sent_at.pop(eid, None)
+                    if t is not None and eid not in warm_ids:
+                        lat_ms.append((now - t) * 1000)
+                    last_decision[0] = now
+
+    task = asyncio.create_task(consume())
+    try:
+        t0 = time.perf_counter()
+        for i, line in enumerate(lines):
+            due = t0 + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await producer.send(prefix + line.topic, line.value, key=line.key)
+            if line.purchase_id is not None:
+                sent_at.setdefault(line.purchase_id, time.perf_counter())
+                if time.perf_counter() - t0 < warmup_s:
+                    warm_ids.add(line.purchase_id)
+            if progress and i % 1000 == 999:
+                progress(1000)
+        await producer.flush()
+        offered_s = time.perf_counter() - t0
+        # Decisions trail the last send: wait until every measured purchase is answered, or none arrived
+        # for ``settle_s`` (a purchase the pipeline never answers is reported, not waited for forever).
+        while (set(sent_at) - warm_ids) and time.perf_counter() - max(last_decision[0], t0 + offered_s) < settle_s:
+            await asyncio.sleep(0.1)
+            if task.done():
+                task.result()
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await consumer.stop()
+    return {
+        "offered_rate": rate,
+        "achieved_rate": round(len(lines) / offered_s, 1),
+        "seconds": round(offered_s, 1),
+        "warmup_s": warmup_s,
+        "decisions_measured": len(lat_ms),
+        "purchases_unanswered": len(set(sent_at) - warm_ids),
+        "p50_ms": round(percentile(lat_ms, 0.50), 1),
+        "p99_ms": round(percentile(lat_ms, 0.99), 1),
+        "max_ms": round(max(lat_ms, default=0.0), 1),
+    }
+
+
+def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate: float, warmup_s: float = 5.0,
+                    settle_s: float = 15.0, progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Produce ``lines`` paced at ``rate``/s to ``prefix`` topics and measure purchase -> decision latency.
+
+    A worker consuming ``prefix`` topics must already be running and have joined its group."""
+    return asyncio.run(_run(lines, bootstrap, prefix, rate, warmup_s, settle_s, progress))

@@ -1,0 +1,67 @@
+"""The bench report as rich tables (the JSON file holds the same numbers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+
+STAGE_TITLES = {
+    "a_raw": "(a) raw aiokafka + orjson",
+    "b_naive": "(b) naive Faust, 1 event at a time",
+    "c_pipeline_1": "(c) riskmon, 1 worker",
+    "d_pipeline_2": "(d) riskmon, 2 workers",
+}
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def render(report: dict[str, Any]) -> Group:
+    """Throughput, ratios, latency, Redis, memory and targets tables."""
+    thr = Table(title="Throughput (same data, same broker)")
+    for col in ("stage", "events", "seconds", "events/s", "CPU s (who)", "RSS MiB (peak)"):
+        thr.add_column(col, justify="right" if col not in ("stage", "CPU s (who)") else "left")
+    for key, title in STAGE_TITLES.items():
+        st = report.get("stages", {}).get(key)
+        if not st:
+            continue
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in (st.get("cpu_s") or {}).items())
+        rss = ", ".join(f"{v['peak_rss_mb']:.0f}" for v in (st.get("rss") or {}).values())
+        thr.add_row(title, _fmt(st.get("events")), _fmt(st.get("seconds")), _fmt(st.get("events_per_s")), cpu or "-",
+                    rss or "-")
+    ratios = report.get("ratios", {})
+    thr.caption = "  ".join(f"{k.replace('_over_', '/')} = {_fmt(v)}" for k, v in ratios.items())
+
+    other = Table(title="Latency, Redis, memory")
+    other.add_column("measure")
+    other.add_column("value", justify="right")
+    lat = report.get("latency")
+    if lat:
+        other.add_row(f"event -> decision at {lat['offered_rate']:.0f}/s (achieved {lat['achieved_rate']:.0f}/s)",
+                      f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
+                      f"({lat['decisions_measured']:,} decisions)")
+    rt = report.get("redis_round_trips")
+    if rt:
+        other.add_row(f"AccountStore.load, {rt['batch']} cold users", f"p50 {rt['load_p50_ms']} ms, p99 {rt['load_p99_ms']} ms")
+        other.add_row(f"AccountStore.commit, {rt['batch']} users", f"p50 {rt['commit_p50_ms']} ms, p99 {rt['commit_p99_ms']} ms")
+        other.add_row("mean state blob", f"{rt['mean_state_bytes']:.0f} bytes")
+    c = report.get("stages", {}).get("c_pipeline_1", {}).get("redis")
+    if c:
+        other.add_row(f"Redis memory per 1k users ({c['users']:,} users)", f"{c['mb_per_1k_users']:.2f} MiB")
+
+    tg = Table(title="Targets")
+    for col in ("target", "wanted", "measured", "met"):
+        tg.add_column(col)
+    for name, t in report.get("targets", {}).items():
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[t["met"]]
+        tg.add_row(name, t["target"], _fmt(t["value"]), met)
+    return Group(thr, other, tg)

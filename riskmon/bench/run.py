@@ -1,0 +1,257 @@
+"""Orchestration of one bench run: services, data, the six stages, the report dict.
+
+Stage order and isolation: (a) and (b) read one copy of the input; (c), (d) and the latency stage each
+get their own topic prefix (so no stage sees another's outputs or alerts) and an emptied Redis (so
+each starts with no state, like a fresh deployment). Producing is done before a stage starts and is
+never part of its time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from riskmon.bench import dataset, drain, latency, profile, raw_consume, redis_reads
+from riskmon.bench.targets import evaluate_targets
+from riskmon.config import Settings
+from riskmon.contract import INPUT_TOPICS
+from riskmon.services import procs
+from riskmon.services.stack import Stack
+from streams.topics import all_topic_names
+
+# (stage, done, total): absolute progress of a stage; total 0 = unknown.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BenchConfig:
+    """What to run and how big (CLI flags map 1:1)."""
+
+    events: int = 100_000
+    users: int = 20_000
+    enterprises: int = 200
+    partitions: int = 4
+    seed: int = 7
+    naive_mode: str = "redis"  # "redis": decode + GET + SET per event; "decode": decode only
+    skip_latency: bool = False
+    latency_rate: float = 5000.0
+    latency_seconds: float = 60.0
+    latency_warmup_s: float = 5.0
+    latency_batch_within_s: float = 0.01
+    redis_batch: int = 500
+    redis_rounds: int = 100
+    profile_dir: Path | None = None
+    stage_timeout_s: float = 1800.0
+
+
+def _group_stable(bootstrap: str, group: str, members: int, timeout_s: float, watched: list[procs.Proc]) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskmon-bench-join")
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                info = admin.describe_groups([group]).get(group, {})
+            except Exception:  # noqa: BLE001 - coordinator not ready yet
+                info = {}
+            state = str(info.get("group_state", info.get("state", "")))
+            if state.lower().endswith("stable") and len(info.get("members") or ()) >= members:
+                return
+            for p in watched:
+                if not p.alive():
+                    raise RuntimeError(f"{p.name} exited before joining:\n{p.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"group {group} not stable after {timeout_s:.0f}s: {info}")
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
+class _Run:
+    def __init__(self, cfg: BenchConfig, settings: Settings, progress: Progress | None) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self.progress = progress or (lambda *_: None)
+        self.run_id = f"{int(time.time() * 1000):x}"
+        self.log_dir = settings.var_dir / "logs" / f"bench-{self.run_id}"
+
+    def prefix(self, stage: str) -> str:
+        return f"{self.settings.topic_prefix}bench{self.run_id}.{stage}."
+
+    def produce(self, stack: Stack, lines: list[dataset.Line], prefix: str, label: str) -> None:
+        stack.create_topics(all_topic_names(prefix), self.cfg.partitions)
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            self.progress(label, done[0], len(lines))
+
+        dataset.produce(lines, stack.bootstrap, prefix, step)
+
+    def service_pids(self, stack: Stack) -> dict[str, int]:
+        pids = {}
+        for p in stack.started:
+            pids["broker" if p.name.startswith(("kafka", "tansu")) else p.name.split("-")[0]] = p.pid
+        return pids
+
+    def drain_stage(self, stack: Stack, label: str, prefix: str, group: str, argv: list[str], n_procs: int,
+                    env: dict[str, str], profile_name: str | None = None) -> tuple[drain.DrainResult, dict[str, Any]]:
+        watch = drain.GroupWatch(stack.bootstrap, group, [prefix + t for t in INPUT_TOPICS])
+        full_env = {**stack.env(), "RISKMON_APP_ID": group, "RISKMON_TOPIC_PREFIX": prefix,
+                    "RISKMON_PARTITIONS": str(self.cfg.partitions), **env}
+        # Faust's `worker` command starts its web server unless told otherwise; each process gets its own
+        # free port so workers (ours and anyone else's on this host) never fight over 6066.
+        started = [procs.start(f"{label}-{i}", argv, log_dir=self.log_dir,
+                               env={**full_env, "FAUST_WEB_PORT": str(procs.free_port())}) for i in range(n_procs)]
+        spy = None
+        try:
+            if profile_name and self.cfg.profile_dir is not None:
+                self.cfg.profile_dir.mkdir(parents=True, exist_ok=True)
+                spy = profile.start_profile(started[0].pid, self.cfg.profile_dir / f"{profile_name}.txt", self.log_dir)
+            pids = {**self.service_pids(stack), **{p.name: p.pid for p in started}}
+            result = drain.watch_drain(watch, pids, started, timeout_s=self.cfg.stage_timeout_s,
+                                       progress=lambda d: self.progress(label, d, watch.total))
+            extra = {"rss": {p.name: drain.rss_mb(p.pid) for p in started}}
+        finally:
+            if spy is not None:
+                profile.stop_profile(spy)
+            for p in started:
+                procs.stop(p)
+            watch.close()
+        if spy is not None and self.cfg.profile_dir is not None:
+            extra["profile"] = profile.summarise(self.cfg.profile_dir / f"{profile_name}.txt")
+        return result, extra
+
+    @staticmethod
+    def stage_dict(res: drain.DrainResult, cpu_cores: int) -> dict[str, Any]:
+        cpu_total = sum(res.cpu_s.values())
+        return {
+            "events": res.total,
+            "events_measured": res.counted,
+            "seconds": round(res.seconds, 2),
+            "wall_s_incl_startup": round(res.wall_s, 2),
+            "events_per_s": round(res.events_per_s, 1),
+            "cpu_s": res.cpu_s,
+            "cpu_share_of_machine": round(cpu_total / (res.seconds * cpu_cores), 2) if res.seconds else None,
+        }
+
+
+def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = None,
+              say: Callable[[str], None] = print, broker: str = "apache") -> dict[str, Any]:
+    """Run every stage (see module docstring) on a fresh Apache Kafka + redis-server; returns the report.
+
+    ``broker``: ``"apache"`` starts one; ``"kafka://host:port"`` uses a running broker (its CPU is then
+    not in the split). Redis is always a fresh redis-server of our own: the bench empties it per stage.
+    """
+    settings = settings.model_copy(update={"redis_url": None, "broker_url": None, "partitions": cfg.partitions})
+    run = _Run(cfg, settings, progress)
+    cores = os.cpu_count() or 1
+    n_latency = 0 if cfg.skip_latency else int(cfg.latency_rate * cfg.latency_seconds)
+    say(f"simulating {max(cfg.events, n_latency)} events for {cfg.users} users")
+    lines = dataset.build_lines(max(cfg.events, n_latency), cfg.users, cfg.enterprises, cfg.seed)
+    data = lines[: cfg.events]
+    report: dict[str, Any] = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "machine": {"cpus": cores, "broker": broker, "loadavg_before": [round(x, 2) for x in os.getloadavg()]},
+        "data": {"events": len(data), "by_topic": _count(data), "users": cfg.users},
+        "stages": {},
+    }
+    worker = [sys.executable, "-m", "riskmon.cli.main", "worker"]
+    with Stack(settings, broker=broker, log=say) as stack:
+        r = redis.Redis.from_url(stack.redis_url)
+        pre_ab = run.prefix("ab")
+        run.produce(stack, data, pre_ab, "produce (a,b)")
+        say("(a) raw aiokafka consume + orjson decode")
+        report["stages"]["a_raw"] = raw_consume.raw_consume(
+            stack.bootstrap, [pre_ab + t for t in INPUT_TOPICS], len(data), timeout_s=cfg.stage_timeout_s,
+            progress=_counter(run.progress, "(a) raw", len(data)))
+
+        say(f"(b) naive one-event-at-a-time Faust agent ({cfg.naive_mode})")
+        r.flushdb()
+        res_b, _ = run.drain_stage(stack, "naive", pre_ab, f"bench-{run.run_id}-naive",
+                                   [sys.executable, "-m", "riskmon.bench.naive_app"], 1,
+                                   {"RISKMON_BENCH_NAIVE_MODE": cfg.naive_mode})
+        report["stages"]["b_naive"] = {**run.stage_dict(res_b, cores), "mode": cfg.naive_mode}
+
+        for key, n_workers in (("c_pipeline_1", 1), ("d_pipeline_2", 2)):
+            prefix = run.prefix(key[0])
+            run.produce(stack, data, prefix, f"produce ({key[0]})")
+            r.flushdb()
+            base_mem = int(r.info("memory")["used_memory"])
+            say(f"({key[0]}) full pipeline, {n_workers} worker(s)")
+            res, extra = run.drain_stage(stack, f"worker{key[0]}", prefix, f"bench-{run.run_id}-{key}", worker,
+                                         n_workers, {}, profile_name=f"worker-{key}")
+            users = len(list(r.scan_iter("rm:u:*", count=5000)))
+            used = int(r.info("memory")["used_memory"])
+            stats = {k.decode(): int(v) for k, v in r.hgetall("rm:stats").items()}
+            report["stages"][key] = {**run.stage_dict(res, cores), "workers": n_workers, **extra,
+                                     "pipeline_counters": stats,
+                                     "redis": {"users": users, "used_memory_mb": round(used / 2**20, 1),
+                                               "mb_per_1k_users": round((used - base_mem) / 2**20 / max(users, 1) * 1000, 3)}}
+            if key == "c_pipeline_1":
+                say("(f) Redis round trips on the states (c) left behind")
+                report["redis_round_trips"] = redis_reads.redis_round_trips(
+                    stack.redis_url, batch=cfg.redis_batch, rounds=cfg.redis_rounds)
+
+        if not cfg.skip_latency:
+            prefix = run.prefix("e")
+            stack.create_topics(all_topic_names(prefix), cfg.partitions)
+            r.flushdb()
+            group = f"bench-{run.run_id}-latency"
+            say(f"(e) latency at {cfg.latency_rate:.0f} events/s for {cfg.latency_seconds:.0f}s (1 worker, "
+                f"batch window {cfg.latency_batch_within_s * 1000:.0f} ms)")
+            env = {**stack.env(), "RISKMON_APP_ID": group, "RISKMON_TOPIC_PREFIX": prefix,
+                   "RISKMON_PARTITIONS": str(cfg.partitions), "RISKMON_BATCH_WITHIN_S": str(cfg.latency_batch_within_s),
+                   "FAUST_WEB_PORT": str(procs.free_port())}
+            wp = procs.start("worker-latency", worker, log_dir=run.log_dir, env=env)
+            try:
+                _group_stable(stack.bootstrap, group, 1, 120, [wp])
+                report["latency"] = {**latency.measure_latency(
+                    lines[:n_latency], stack.bootstrap, prefix, rate=cfg.latency_rate, warmup_s=cfg.latency_warmup_s,
+                    progress=_counter(run.progress, "(e) latency", n_latency)),
+                    "batch_within_s": cfg.latency_batch_within_s, "workers": 1}
+                if not wp.alive():
+                    raise RuntimeError(f"latency worker exited:\n{wp.log_tail()}")
+            finally:
+                procs.stop(wp)
+        r.close()
+    report["ratios"] = _ratios(report["stages"])
+    report["targets"] = evaluate_targets(report)
+    report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return report
+
+
+def _count(lines: list[dataset.Line]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in lines:
+        out[line.topic] = out.get(line.topic, 0) + 1
+    return out
+
+
+def _counter(progress: Progress, label: str, total: int) -> Callable[[int], None]:
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        progress(label, done[0], total)
+
+    return step
+
+
+def _ratios(stages: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    def rate(k: str) -> float:
+        return float(stages.get(k, {}).get("events_per_s") or 0.0)
+
+    def ratio(x: str, y: str) -> float | None:
+        return round(rate(x) / rate(y), 2) if rate(y) > 0 else None
+
+    return {"c_over_b": ratio("c_pipeline_1", "b_naive"), "c_over_a": ratio("c_pipeline_1", "a_raw"),
+            "d_over_c": ratio("d_pipeline_2", "c_pipeline_1")}

@@ -1,0 +1,35 @@
+"""The issue's targets, checked against one report (ratios always from the same run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET_C_OVER_B = 2.5
+TARGET_C_EVENTS_PER_S = 25_000.0
+TARGET_P99_MS = 50.0
+TARGET_D_OVER_C = 1.5
+TARGET_REDIS_READ_P99_MS = 2.0
+TARGET_WORKER_RSS_MB = 1024.0
+
+
+def evaluate_targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{name: {target, value, met}}; ``met`` is None when the stage did not run."""
+    stages = report.get("stages", {})
+    ratios = report.get("ratios", {})
+    lat = report.get("latency")
+    rt = report.get("redis_round_trips")
+    rss = [v.get("peak_rss_mb", 0.0) for k in ("c_pipeline_1", "d_pipeline_2")
+           for v in stages.get(k, {}).get("rss", {}).values()]
+
+    def check(value: float | None, target: float, higher_is_better: bool) -> dict[str, Any]:
+        met = None if value is None else (value >= target if higher_is_better else value < target)
+        return {"target": (">= " if higher_is_better else "< ") + f"{target:g}", "value": value, "met": met}
+
+    return {
+        "c >= 2.5 x b": check(ratios.get("c_over_b"), TARGET_C_OVER_B, True),
+        "c >= 25k events/s": check(stages.get("c_pipeline_1", {}).get("events_per_s"), TARGET_C_EVENTS_PER_S, True),
+        "p99 event->decision < 50 ms": check(lat.get("p99_ms") if lat else None, TARGET_P99_MS, False),
+        "d >= 1.5 x c": check(ratios.get("d_over_c"), TARGET_D_OVER_C, True),
+        "redis read p99 < 2 ms": check(rt.get("load_p99_ms") if rt else None, TARGET_REDIS_READ_P99_MS, False),
+        "worker peak RSS < 1 GB": check(max(rss) if rss else None, TARGET_WORKER_RSS_MB, False),
+    }

@@ -1,0 +1,47 @@
+"""Smoke test of the bench machinery on tiny sizes: every stage runs on real Kafka + redis-server and
+consumes every input message; the report has the documented structure. No timing assertions (the
+numbers are for `riskmon bench` on a quiet machine, not for a shared test runner)."""
+
+from __future__ import annotations
+
+import pytest
+
+from riskmon.bench import BenchConfig, render, run_bench
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
+    cfg = BenchConfig(events=1500, users=300, enterprises=10, partitions=2, latency_rate=150, latency_seconds=4,
+                      latency_warmup_s=0.0, redis_batch=50, redis_rounds=5)
+    seen: set[str] = set()
+    report = run_bench(cfg, settings(broker="none", redis=False, clickhouse=False),
+                       progress=lambda stage, done, total: seen.add(stage), say=lambda _: None,
+                       broker=kafka_stack.broker_url)
+
+    assert report["data"]["events"] == 1500
+    assert sum(report["data"]["by_topic"].values()) == 1500
+    stages = report["stages"]
+    assert set(stages) == {"a_raw", "b_naive", "c_pipeline_1", "d_pipeline_2"}
+    assert stages["a_raw"]["events"] == 1500
+    # every input message decodes except the simulator's deliberately broken ones
+    assert 0 < stages["a_raw"]["decoded"] <= 1500
+    for key in ("b_naive", "c_pipeline_1", "d_pipeline_2"):
+        assert stages[key]["events"] == 1500, key  # the group committed every input offset
+        assert stages[key]["events_per_s"] > 0
+    for key, n in (("c_pipeline_1", 1), ("d_pipeline_2", 2)):
+        st = stages[key]
+        assert len(st["rss"]) == n and all(v["peak_rss_mb"] > 0 for v in st["rss"].values())
+        assert st["redis"]["users"] > 0
+        counters = st["pipeline_counters"]
+        # the pipeline itself accounted for the user-topic messages (valid, duplicate or dead-lettered)
+        assert counters["events_valid"] + counters.get("duplicates", 0) > 0
+    rt = report["redis_round_trips"]
+    assert rt["batch"] == 50 and rt["rounds"] == 5 and rt["load_p99_ms"] >= rt["load_p50_ms"] > 0
+    lat = report["latency"]
+    assert lat["decisions_measured"] > 0 and lat["max_ms"] >= lat["p99_ms"] >= lat["p50_ms"] > 0
+    assert lat["purchases_unanswered"] == 0  # every paced purchase got its decision
+    assert set(report["ratios"]) == {"c_over_b", "c_over_a", "d_over_c"}
+    assert all(t["met"] in (True, False) for t in report["targets"].values())
+    assert {"produce (a,b)", "(a) raw", "(e) latency"} <= seen
+    render(report)  # the table renders from the report alone
