@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from typing import Any
 
 import faust
+import orjson
 import redis.asyncio as aioredis
 
 from riskmon.config import Settings
@@ -16,6 +18,9 @@ from sinks.hooks.dispatcher import HookDispatcher
 from streams.agents import accounts, alert_hooks, business_metrics, purchases, repayments
 from streams.app import create_app
 from streams.consumer_credit import ConsumerCreditRuntime, faust_runtime_hooks
+
+HOOK_DEAD_LETTERS_TOPIC = "hook-dead-letters"
+HOOK_DRAIN_S = 5.0  # on shutdown, queued hook deliveries get this long before they are dead-lettered
 
 
 def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
@@ -30,7 +35,8 @@ def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
     runtime = ConsumerCreditRuntime(settings, policy, client, worker_id,
                                     **faust_runtime_hooks(app, settings.topic_prefix))
     ews = EwsService(client, policy.section("ews"), settings.state_ttl_days * 86_400)
-    hooks = HookDispatcher(settings, policy.section("hooks"), client)
+    hooks = HookDispatcher(settings, policy.section("hooks"), client,
+                           on_dead_letter=hook_dead_letter_publisher(app, settings.topic_prefix))
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender: faust.App, assigned: set, **kwargs: object) -> None:  # noqa: ARG001
@@ -44,6 +50,13 @@ def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
     async def _start_hooks() -> None:
         await hooks.start()
 
+    @app.on_before_shutdown.connect
+    async def _stop_hooks(sender: faust.App, **kwargs: object) -> None:  # noqa: ARG001
+        # After the consumer stopped (no more submits), before the producer's final flush: queued
+        # deliveries get HOOK_DRAIN_S to finish, the rest are dead-lettered (Redis + topic), never
+        # dropped silently; an interrupted delivery leaves its claim for a flagged takeover.
+        await hooks.stop(drain_timeout_s=HOOK_DRAIN_S)
+
     for module in (accounts, purchases, repayments):
         module.register(app, settings, runtime)
     business_metrics.register(app, settings, ews)
@@ -52,8 +65,31 @@ def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
     return app
 
 
+def hook_dead_letter_publisher(app: faust.App, prefix: str) -> Any:
+    """``on_dead_letter`` callback: each failed hook delivery also goes to ``<prefix>hook-dead-letters``.
+
+    Why a topic as well as the Redis list ``hooks:dead``: the list is trimmed and local to one Redis;
+    the topic is durable, replayable and visible to the sink and to other tools. A failure to publish
+    is logged by the dispatcher and never blocks delivery of other alerts.
+    """
+    topic = app.topic(prefix + HOOK_DEAD_LETTERS_TOPIC, key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw", partitions=app.conf.topic_partitions)
+    declared = False
+
+    async def publish(record: dict[str, Any]) -> None:
+        nonlocal declared
+        if not declared:
+            await topic.maybe_declare()
+            declared = True
+        await topic.send(key=str(record.get("dedup_key") or "").encode(), value=orjson.dumps(record))
+
+    return publish
+
+
 def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     """Run a worker in the foreground until SIGTERM / Ctrl-C."""
     app = build_worker(settings)
-    sys.argv = ["riskmon-worker", "worker", "-l", loglevel or settings.log_level]
+    # --without-web: Faust's worker command would turn the web server on regardless of the app's
+    # web_enabled=False, and a second worker on the same host then dies binding port 6066.
+    sys.argv = ["riskmon-worker", "worker", "--without-web", "-l", loglevel or settings.log_level]
     app.main()

@@ -5,6 +5,13 @@ is down, ``flush`` retries with backoff and then raises; the consumer stops poll
 its rows and retries, and commits only once ClickHouse has them. If the process dies before the commit,
 the next run re-reads those messages; the same record ids (and batch tokens) make the re-insert
 invisible, so each record is one row: at-least-once delivery, exactly-once rows.
+
+The audit trail (riskmon/audit.py, docs/audit.md) rides on the same checkpoint: the customer-affecting
+records (limit-changes, alerts, bureau-reports) are appended to the hash-chained log, in consumption
+order, after the rows are flushed and *before* the offsets are committed. A crash in between re-delivers
+them and the idempotent append (by record id) skips what is already chained. Chains are anchored at most
+every ``audit_anchor_interval_s`` on a flush and always on shutdown, which bounds the window in which
+the newest records could be removed without trace.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass, field
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 
+from riskmon.audit import AUDITED_TYPES, AuditLog
 from riskmon.config import Settings
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrations import migrate
@@ -36,6 +44,8 @@ class SinkStats:
     written: int = 0
     commits: int = 0
     flush_failures: int = 0
+    audited: int = 0  # records newly appended to the audit log
+    anchors: int = 0  # anchor records written
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> messages not turned into rows
 
 
@@ -68,16 +78,57 @@ class _Checkpoint(ConsumerRebalanceListener):
         pass
 
 
+class AuditError(RuntimeError):
+    """The audit log refused an append or an anchor; the records stay pending, offsets uncommitted."""
+
+
+class AuditTrail:
+    """The sink's audit step: audited records wait here until the rows are flushed, then get chained.
+
+    Why pending until flush: the append must happen before the offset commit (so nothing committed is
+    missing from the log) and after the fact rows (so a record is in the log only if its row exists).
+    Holding them in a list bounded by the sink's own buffer bound is enough: the consumer stops polling
+    while a flush is failing.
+    """
+
+    def __init__(self, log: AuditLog, prefix: str = "", anchor_interval_s: float = 60.0) -> None:
+        self.log = log
+        self.prefix = prefix
+        self.anchor_interval_s = anchor_interval_s
+        self.pending: list[tuple[str, dict]] = []
+        self._last_anchor = time.monotonic()
+
+    def add(self, topic: str, record: object) -> None:
+        """Remember ``record`` if its topic is an audited record type (others are ignored)."""
+        name = topic[len(self.prefix):] if self.prefix and topic.startswith(self.prefix) else topic
+        if name in AUDITED_TYPES and isinstance(record, dict):
+            self.pending.append((name, record))
+
+    def flush(self, stats: SinkStats, *, final: bool = False) -> None:
+        """Append what is pending (idempotent by record id), anchor when due; raises AuditError."""
+        try:
+            if self.pending:
+                stats.audited += self.log.append(self.pending)
+                self.pending = []
+            if final or time.monotonic() - self._last_anchor >= self.anchor_interval_s:
+                stats.anchors += self.log.anchor()
+                self._last_anchor = time.monotonic()
+        except Exception as exc:
+            raise AuditError(f"audit append failed: {exc}") from exc
+
+
 def run_sink(settings: Settings, *, stop_event: threading.Event | None = None,
              topics: tuple[str, ...] = SINK_TOPICS, max_rows: int = 5000, max_interval_s: float = 1.0,
              max_buffer_rows: int = 100_000, stats: SinkStats | None = None,
              on_progress: Callable[[SinkStats], None] | None = None,
-             client_factory: Callable[[str], object] = connect) -> None:
+             client_factory: Callable[[str], object] = connect, audit: bool = True,
+             audit_anchor_interval_s: float = 60.0) -> None:
     """Consume ``topics`` and write them to ``settings.clickhouse`` until ``stop_event`` is set.
 
     Applies pending migrations first. Commits offsets only after the rows they cover are flushed; a
     flush failure is retried (without polling more) until ClickHouse accepts the rows or stop is asked,
     in which case nothing more is committed and the next run re-reads (dedup makes that harmless).
+    With ``audit`` (the default) the audited record types also go to the audit log before each commit.
     """
     stop_event = stop_event or threading.Event()
     stats = stats if stats is not None else SinkStats()
@@ -85,6 +136,8 @@ def run_sink(settings: Settings, *, stop_event: threading.Event | None = None,
     migrate(client)
     sink = FactSink(client, max_rows=max_rows, max_interval_s=max_interval_s, max_buffer_rows=max_buffer_rows,
                     background=False)
+    trail = AuditTrail(AuditLog.from_policy(client, settings.policy_path), settings.topic_prefix,
+                       audit_anchor_interval_s) if audit else None
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers(settings),
         group_id=sink_group_id(settings),
@@ -103,8 +156,10 @@ def run_sink(settings: Settings, *, stop_event: threading.Event | None = None,
         while True:
             try:
                 stats.written += sink.flush()
+                if trail is not None:
+                    trail.flush(stats, final=stop_event.is_set())
                 break
-            except FlushError as exc:
+            except (FlushError, AuditError) as exc:
                 stats.flush_failures += 1
                 log.error("ClickHouse flush failed, offsets not committed: %s", exc)
                 if stop_event.is_set():
@@ -130,6 +185,8 @@ def run_sink(settings: Settings, *, stop_event: threading.Event | None = None,
                     try:
                         record = orjson.loads(msg.value) if msg.value is not None else None
                         sink.add(tp.topic, record, kafka_ts_ms=msg.timestamp if msg.timestamp >= 0 else None)
+                        if trail is not None:
+                            trail.add(tp.topic, record)
                     except orjson.JSONDecodeError:
                         stats.skipped["malformed JSON"] += 1
                     except RowError as exc:
