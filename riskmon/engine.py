@@ -82,7 +82,9 @@ class Engine:
             if st.seen(ev.event_id):
                 res.duplicates += 1
                 continue
-            self.advance(st, min(ev.ts, wm.value))
+            # The account's own clock: its timers up to this event's time fire first (a repayment 2 hours
+            # after the 30 DPD instant must not undo the freeze); others wait for the watermark.
+            self.advance(st, ev.ts)
             self.apply(st, ev)
             st.mark(ev.event_id, ev.ts)
             res.applied += 1
