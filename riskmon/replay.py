@@ -251,6 +251,25 @@ class ReplayResult:
     summary: dict[str, Any]
 
 
+def _audit_sink(sink: Any, records: dict[str, dict[str, dict[str, Any]]]) -> int:
+    """Chain the replay's customer-affecting records into the sink's ClickHouse audit log, then anchor.
+
+    Why here: replay is the sink of its own run (``OutputCollector`` feeds the FactSink), so it owes
+    the audit trail what ``riskmon sink`` does. ``records`` is per topic in consumption order, so each
+    subject's decisions are chained in the order they were made; re-appends are skipped by record id.
+    """
+    client = getattr(sink, "client", None)
+    if client is None:
+        return 0
+    from riskmon.audit import AUDITED_TYPES, AuditLog
+
+    log = AuditLog.from_policy(client)
+    batch = [(topic, rec) for topic in AUDITED_TYPES for rec in records.get(topic, {}).values()]
+    n = sum(log.append(batch[i:i + 5000]) for i in range(0, len(batch), 5000))
+    log.anchor()
+    return n
+
+
 def start_workers(n: int, stack: Stack, settings: Settings, log_dir: Path, extra_env: dict[str, str]) -> list[procs.Proc]:
     """Start n ``riskmon worker`` processes in one consumer group."""
     env = {**stack.env(), **extra_env}
@@ -320,6 +339,7 @@ def replay(path: Path, out_dir: Path, settings: Settings, *, speed: float = 0.0,
         enterprises = asyncio.run(_snapshot_enterprises(stack.redis_url, settings))
         stats = {k.decode(): int(v) for k, v in redis.Redis.from_url(stack.redis_url).hgetall("rm:stats").items()}
     recs = collector.records
+    _audit_sink(sink, recs)
     for topic, name in FILES.items():
         _write_jsonl(out_dir / name, sorted(recs.get(topic, {}).values(), key=lambda r: (r.get("ts", ""), record_id(r))))
     _write_jsonl(out_dir / "accounts.jsonl", accounts)
