@@ -96,17 +96,27 @@ class GroupWatch:
 
 
 def watch_drain(watch: GroupWatch, pids: dict[str, int], watched: Sequence[procs.Proc], *, timeout_s: float,
-                progress: Callable[[int], None] | None = None, interval: float = 0.1) -> DrainResult:
+                progress: Callable[[int], None] | None = None, interval: float = 0.1,
+                stall_s: float = 180.0) -> DrainResult:
     """Poll until the group has committed everything; CPU of ``pids`` is taken over the measured window.
 
-    ``watched`` processes must stay alive (a crashed worker fails the run with its log tail).
+    ``watched`` processes must stay alive (a crashed worker fails the run with its log tail), and the
+    group must make progress at least every ``stall_s`` seconds: Faust keeps a worker whose agent
+    crashed running, so a stalled group is how a crashed agent shows.
     """
     t_start = time.monotonic()
     deadline = t_start + timeout_s
     first: tuple[float, int, dict[str, float]] | None = None
+    last_change, last_done = t_start, -1
     while True:
         done = watch.committed()
         now = time.monotonic()
+        if done != last_done:
+            last_change, last_done = now, done
+        elif now - last_change > stall_s:
+            tails = "\n".join(f"--- {p.name}:\n{p.log_tail()}" for p in watched)
+            raise RuntimeError(f"group {watch.group} made no progress for {stall_s:.0f}s "
+                               f"({done}/{watch.total} committed):\n{tails}")
         if progress:
             progress(done)
         if done > 0 and first is None:
