@@ -58,10 +58,29 @@ def _frame_name(frame: str) -> str:
     return f"{func} ({path})"
 
 
+PROJECT = ("riskmon/", "streams/", "online_models/", "sinks/", "simulator/")
+ENTRY = ("riskmon/cli/", "streams/worker.py")
+
+
+def _package(frame: str) -> str:
+    """The top-level package of a frame name (``func (path)``), e.g. ``faust``, ``riskmon``, ``asyncio``."""
+    path = frame.rsplit("(", 1)[-1].rstrip(")")
+    if path.startswith("<"):
+        return "python-internal"
+    top = path.split("/", 1)[0]
+    return top.removesuffix(".py")
+
+
 def summarise(raw_path: Path, top: int = 15) -> dict[str, list[tuple[str, float]]]:
-    """Top functions by own time and by total (inclusive) time, as percent of all samples."""
+    """Where the worker's samples went, as percent of all samples.
+
+    ``own``: functions by own (leaf) time; ``by_package``: own time summed per top-level package
+    (faust, aiokafka, asyncio, redis, river, riskmon, ...); ``project_total``: our functions by inclusive
+    time, entry points left out (they include everything).
+    """
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
+    pkg: Counter[str] = Counter()
     samples = 0
     for line in raw_path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -72,9 +91,16 @@ def summarise(raw_path: Path, top: int = 15) -> dict[str, list[tuple[str, float]
         frames = [f for f in frames if not f.startswith(("process ", "thread "))] or frames
         samples += n
         own[frames[-1]] += n
+        pkg[_package(frames[-1])] += n
         for f in set(frames):
-            total[f] += n
+            where = f.rsplit("(", 1)[-1]
+            if where.startswith(PROJECT) and not where.startswith(ENTRY):
+                total[f] += n
     if not samples:
-        return {"own": [], "total": [], "samples": []}
-    pct = lambda c: [(name, round(100 * k / samples, 1)) for name, k in c.most_common(top)]  # noqa: E731
-    return {"own": pct(own), "total": pct(total), "samples": [("samples", float(samples))]}
+        return {"own": [], "by_package": [], "project_total": [], "samples": []}
+
+    def pct(c: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * k / samples, 1)) for name, k in c.most_common(top)]
+
+    return {"own": pct(own), "by_package": pct(pkg), "project_total": pct(total),
+            "samples": [("samples", float(samples))]}
