@@ -83,6 +83,12 @@ class _Run:
         self.run_id = f"{int(time.time() * 1000):x}"
         self.log_dir = settings.var_dir / "logs" / f"bench-{self.run_id}"
 
+    def work_dir(self) -> Path:
+        """Where started processes run: Faust writes its ``<app id>-data`` directory into the cwd."""
+        path = self.settings.var_dir / "bench" / self.run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def prefix(self, stage: str) -> str:
         return f"{self.settings.topic_prefix}bench{self.run_id}.{stage}."
 
@@ -109,7 +115,7 @@ class _Run:
                     "RISKMON_PARTITIONS": str(self.cfg.partitions), **env}
         # Faust's `worker` command starts its web server unless told otherwise; each process gets its own
         # free port so workers (ours and anyone else's on this host) never fight over 6066.
-        started = [procs.start(f"{label}-{i}", argv, log_dir=self.log_dir,
+        started = [procs.start(f"{label}-{i}", argv, log_dir=self.log_dir, cwd=self.work_dir(),
                                env={**full_env, "FAUST_WEB_PORT": str(procs.free_port())}) for i in range(n_procs)]
         spy = None
         try:
@@ -211,7 +217,7 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
             env = {**stack.env(), "RISKMON_APP_ID": group, "RISKMON_TOPIC_PREFIX": prefix,
                    "RISKMON_PARTITIONS": str(cfg.partitions), "RISKMON_BATCH_WITHIN_S": str(cfg.latency_batch_within_s),
                    "FAUST_WEB_PORT": str(procs.free_port())}
-            wp = procs.start("worker-latency", worker, log_dir=run.log_dir, env=env)
+            wp = procs.start("worker-latency", worker, log_dir=run.log_dir, cwd=run.work_dir(), env=env)
             try:
                 _group_stable(stack.bootstrap, group, 1, 120, [wp])
                 report["latency"] = {**latency.measure_latency(
