@@ -75,6 +75,8 @@ async def _run(lines: Sequence[Line], bootstrap: str, prefix: str, rate: float, 
             if progress and i % 1000 == 999:
                 progress(1000)
         await producer.flush()
+        if progress and len(lines) % 1000:
+            progress(len(lines) % 1000)
         offered_s = time.perf_counter() - t0
         # Decisions trail the last send: wait until every measured purchase is answered, or none arrived
         # for ``settle_s`` (a purchase the pipeline never answers is reported, not waited for forever).
