@@ -54,8 +54,9 @@ class AccountState:
     applied: dict[str, int] = field(default_factory=dict)
     n_on_time: int = 0
     n_late: int = 0
-    on_time_since_cure: int = 0
+    cure_ts: int = 0
     awaiting_unfreeze: bool = False
+    coll_cursor: int = 0  # the collection timeline has been processed up to this instant
     max_dpd: int = 0
     dpd: int = 0
     last_raise_ts: int = 0
@@ -97,7 +98,9 @@ class AccountState:
         self.activity.prune(now)
         week = now - 7 * 86_400_000
         self.contacts = [c for c in self.contacts if c > week]
-        live = {f"{i.purchase_id}:{i.k}" for i in self.ledger.installments if i.paid_ts is None}
+        # a reminder is remembered while its installment is in the ledger (the timeline reads paid ones
+        # too, as they were at the cursor)
+        live = {f"{i.purchase_id}:{i.k}" for i in self.ledger.installments}
         self.reminded = [r for r in self.reminded if r in live]
 
     def to_bytes(self) -> bytes:
@@ -116,9 +119,9 @@ class AccountState:
                 "lg": self.ledger.to_dict(),
                 "ac": self.activity.to_dict(),
                 "ap": self.applied,
-                "c": [self.n_on_time, self.n_late, self.on_time_since_cure, int(self.awaiting_unfreeze),
+                "c": [self.n_on_time, self.n_late, self.cure_ts, int(self.awaiting_unfreeze),
                       self.max_dpd, self.dpd, self.last_raise_ts, self.last_lower_ts, self.last_repay_ts,
-                      self.last_fraud_ts, self.n_episodes],
+                      self.last_fraud_ts, self.n_episodes, self.coll_cursor],
                 "ep": self.episode.to_list() if self.episode else None,
                 "rm": self.reminded,
                 "ct": self.contacts,
@@ -148,7 +151,7 @@ class AccountState:
             applied=d["ap"],
             n_on_time=c[0],
             n_late=c[1],
-            on_time_since_cure=c[2],
+            cure_ts=c[2],
             awaiting_unfreeze=bool(c[3]),
             max_dpd=c[4],
             dpd=c[5],
@@ -157,6 +160,7 @@ class AccountState:
             last_repay_ts=c[8],
             last_fraud_ts=c[9],
             n_episodes=c[10],
+            coll_cursor=c[11],
             episode=Episode.from_list(d["ep"]) if d["ep"] else None,
             reminded=d["rm"],
             contacts=d["ct"],

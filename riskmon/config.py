@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         "Unset: the packaged `riskmon/policies/default.yaml`.",
     )
     batch_size: int = Field(500, ge=1, description="Max events per agent batch (`stream.take_events`).")
+    merge_buffer_max: int = Field(
+        200_000, ge=1, description="Most events held in a worker's event-time merge buffer (across "
+        "topics); beyond it the oldest is applied without waiting for slower partitions."
+    )
     batch_within_s: float = Field(0.05, gt=0, description="Max seconds to wait while filling a batch.")
     allowed_lateness_s: int = Field(
         21600,

@@ -19,7 +19,7 @@ from online_models.metrics import Prequential
 from riskmon import outputs as out
 from riskmon.account import AccountState, Episode
 from riskmon.contract import Account, Purchase, Repayment
-from riskmon.eventtime import MS_PER_DAY, Watermark, fmt_ts
+from riskmon.eventtime import MS_PER_DAY, fmt_ts
 from riskmon.features import applicant_features, is_night, window_features
 from riskmon.ladder import ContactWindow, dpd_at
 from riskmon.limits import LimitDecision, consider_lower, consider_raise
@@ -68,32 +68,33 @@ class Engine:
         self._labels = 0
 
     # ------------------------------------------------------------------ batch entry point
-    def process(self, events: Iterable[UserEvent], states: dict[str, AccountState], wm: Watermark,
+    def process(self, events: Iterable[UserEvent], states: dict[str, AccountState], watermark: int,
                 timer_users: Iterable[str] = ()) -> BatchResult:
-        """Apply a batch; ``states`` must hold every user of the batch and of ``timer_users``."""
+        """Apply a batch, then run the collection timeline of every touched account up to ``watermark``.
+
+        ``states`` must hold every user of the batch and of ``timer_users``. Events change the ledger and
+        take purchase decisions at once; collection steps, cures and labels happen on the timeline, which
+        reads the installments' payment history (``paid_ts``), so the result does not depend on the
+        order in which events of different topics arrived, only on their event times.
+        """
         self._out = []
         self._labels = 0
         res = BatchResult()
         touched: set[str] = set()
         for ev in events:
             st = states[ev.user_id]
-            wm.observe(ev.ts)
             touched.add(ev.user_id)
             if st.seen(ev.event_id):
                 res.duplicates += 1
                 continue
-            # The account's own clock: its timers up to this event's time fire first (a repayment 2 hours
-            # after the 30 DPD instant must not undo the freeze); others wait for the watermark.
-            self.advance(st, ev.ts)
             self.apply(st, ev)
             st.mark(ev.event_id, ev.ts)
             res.applied += 1
-        now = wm.value
         for uid in touched.union(timer_users):
             st = states[uid]
-            self.advance(st, now)
+            self.advance(st, watermark)
             if not st.is_new:
-                st.prune(max(now, st.opened_ts), self.dedup_window_ms)
+                st.prune(max(min(watermark, st.coll_cursor), st.opened_ts), self.dedup_window_ms)
         res.outputs = self._out
         res.labels_learned = self._labels
         self._out = []
@@ -213,20 +214,6 @@ class Engine:
         st.last_repay_ts = max(st.last_repay_ts, ev.ts)
         self._completed(st, pay.completed)
         uid = st.user_id
-        if st.episode is not None and not any(i.due <= ev.ts for i in st.ledger.unpaid()):
-            ep = st.episode
-            st.episode = None
-            st.deferred = [d for d in st.deferred if d[1] == "repayment_reminder"]
-            self._alert(ev.ts, "cured", "info", uid, f"cured:{uid}:{ep.episode_id}",
-                        f"all overdue installments paid at DPD {dpd_before}",
-                        {"episode_id": ep.episode_id, "dpd": dpd_before, "resolves": ep.pages})
-            if st.frozen:
-                st.awaiting_unfreeze, st.on_time_since_cure = True, 0
-        self._set_dpd(st, ev.ts)
-        if st.frozen and st.awaiting_unfreeze and st.on_time_since_cure >= self.unfreeze_after:
-            st.awaiting_unfreeze = False
-            self._limit(st, ev.ts, "unfreeze", st.credit_limit, st.credit_limit, ["cured", "on_time_after_cure"],
-                        ev.event_id, frozen=False)
         self._out.append((out.TOPIC_REPAYMENTS_APPLIED, uid, out.repayment_applied(
             event_id=ev.event_id, ts=ev.ts, user_id=uid, amount=ev.amount, method=ev.method,
             outstanding_after=st.ledger.outstanding, on_time=dpd_before == 0, dpd_before=dpd_before)))
@@ -236,8 +223,6 @@ class Engine:
         for _inst, on_time in completed:
             if on_time:
                 st.n_on_time += 1
-                if st.awaiting_unfreeze:
-                    st.on_time_since_cure += 1
             else:
                 st.n_late += 1
 
@@ -285,20 +270,25 @@ class Engine:
             ts=ts, kind=kind, severity=severity, subject_type="user", subject_id=uid, dedup_key=dedup_key,
             summary=summary, details=details)))
 
-    def _set_dpd(self, st: AccountState, ts: int) -> None:
-        oldest = st.ledger.oldest_unpaid()
-        dpd = dpd_at(oldest.due if oldest else None, ts) if st.episode is not None else 0
+    def _set_dpd(self, st: AccountState, t: int, dpd: int) -> None:
         if out.dpd_bucket(dpd) != out.dpd_bucket(st.dpd):
-            overdue = sum(i.unpaid for i in st.ledger.unpaid() if i.due <= ts)
+            overdue = sum(i.unpaid for i in st.ledger.installments if i.due <= t and _unpaid_at(i, t))
             self._out.append((out.TOPIC_DPD, st.user_id, out.dpd_snapshot(
-                ts=ts, user_id=st.user_id, dpd=dpd, prev_dpd=st.dpd, outstanding=st.ledger.outstanding,
+                ts=t, user_id=st.user_id, dpd=dpd, prev_dpd=st.dpd, outstanding=st.ledger.outstanding,
                 overdue=overdue)))
         st.dpd = dpd
         st.max_dpd = max(st.max_dpd, dpd)
 
-    # ------------------------------------------------------------------ timers
+    # ------------------------------------------------------------------ the collection timeline
+    # Instants are processed in time order up to the watermark; ``st.coll_cursor`` is how far the account
+    # has got. Candidates: payments that completed an installment (``paid_ts``: DPD moves, cures,
+    # unfreezes), the next ladder step of the oldest installment unpaid at the cursor, pre-due reminders,
+    # deferred contacts and label horizons. A payment at the same instant as a step comes first (paid at
+    # the threshold = not overdue at it).
+
     def _pending(self, st: AccountState) -> tuple[int, str, Any] | None:
-        """The account's earliest pending timer: (instant, kind, payload)."""
+        """The account's earliest pending timeline instant: (instant, kind, payload)."""
+        cur = st.coll_cursor
         best: tuple[int, str, Any] | None = None
 
         def consider(t: int, kind: str, payload: Any) -> None:
@@ -307,56 +297,91 @@ class Engine:
                 best = (t, kind, payload)
 
         for d in st.deferred:
-            consider(d[0], "0deferred", d)
-        unpaid = st.ledger.unpaid()
+            consider(max(d[0], cur), "1deferred", d)
+        insts = st.ledger.installments
+        for inst in insts:
+            if inst.paid_ts is not None and inst.paid_ts > cur:
+                consider(inst.paid_ts, "0payment", inst)
+        unpaid_now = [i for i in insts if _unpaid_at(i, cur)]
         if self.pre_due_steps:
             reminded = set(st.reminded)
-            for inst in unpaid:
+            for inst in unpaid_now:
                 ref = f"{inst.purchase_id}:{inst.k}"
+                if ref in reminded:
+                    continue
                 for step in self.pre_due_steps:
-                    if f"{ref}:{step.kind}" not in reminded and ref not in reminded:
-                        consider(inst.due + step.offset_days * MS_PER_DAY, "1predue", (inst, step, ref))
-        if unpaid:
-            oldest = unpaid[0]
+                    at = inst.due + step.offset_days * MS_PER_DAY
+                    if at > cur or inst.due > cur:
+                        consider(max(at, cur), "2predue", (inst, step, ref))
+        if unpaid_now:
+            oldest = min(unpaid_now, key=lambda i: (i.due, i.purchase_id, i.k))
             fired = st.episode.fired if st.episode else ()
             for step in self.dpd_steps:
                 if step.kind not in fired:
-                    consider(oldest.due + step.offset_days * MS_PER_DAY, "2step", (oldest, step))
+                    consider(max(oldest.due + step.offset_days * MS_PER_DAY, cur), "3step", (oldest, step))
                     break
         for lab in st.labels:
-            consider(lab[1] + self.default_ms, "3label", lab)
+            consider(max(lab[1] + self.default_ms, cur), "4label", lab)
         return best
 
     def next_timer(self, st: AccountState) -> int | None:
-        """When this account next needs the clock (None: nothing pending)."""
+        """When this account's timeline next needs the clock (None: nothing pending)."""
         p = self._pending(st)
         return p[0] if p else None
 
     def advance(self, st: AccountState, until: int) -> None:
-        """Fire every timer of the account with instant <= ``until``, in time order."""
-        for _ in range(10_000):
+        """Process the account's timeline up to ``until`` (the watermark), in time order."""
+        if st.is_new:
+            return
+        st.coll_cursor = max(st.coll_cursor, st.opened_ts)
+        for _ in range(100_000):
             p = self._pending(st)
             if p is None or p[0] > until:
                 return
             t, kind, payload = p
-            if kind == "0deferred":
+            st.coll_cursor = t
+            if kind == "0payment":
+                self._on_payment(st, t)
+            elif kind == "1deferred":
                 st.deferred.remove(payload)
                 self._fire_deferred(st, payload)
-            elif kind == "1predue":
+            elif kind == "2predue":
                 inst, step, ref = payload
                 st.reminded.append(ref)
                 self._customer_contact(st, t, step, ref, 0)
-            elif kind == "2step":
+            elif kind == "3step":
                 self._fire_step(st, t, payload[0], payload[1])
             else:
-                # Every label is learnt at one horizon, due + default DPD, paid or not. Learning a
-                # negative at payment would feed the model negatives a month before the positives of the
-                # same cohort can exist, and every feature that trends with time would turn into a
-                # proxy for the label (measured: AUC 0.37 at decision time; docs/model.md).
                 st.labels.remove(payload)
                 inst = next((i for i in st.ledger.installments
                              if i.purchase_id == payload[0] and i.k == 1), None)
-                self._learn(payload, inst is not None and inst.paid_ts is None, t)
+                # Every label is learnt at one horizon (due + default DPD), paid or not: learning a
+                # negative at payment would feed the model negatives a month before the positives of the
+                # same cohort can exist (docs/model.md). Unpaid *at the horizon* is read from history.
+                self._learn(payload, inst is not None and _unpaid_at(inst, t), t)
+
+    def _on_payment(self, st: AccountState, t: int) -> None:
+        """Installments got paid at ``t``: DPD moves to the next-oldest, cure, unfreeze."""
+        uid = st.user_id
+        overdue = [i for i in st.ledger.installments if i.due <= t and _unpaid_at(i, t)]
+        if st.episode is not None and not overdue:
+            ep = st.episode
+            st.episode = None
+            st.deferred = [d for d in st.deferred if d[1] == "repayment_reminder"]
+            self._alert(t, "cured", "info", uid, f"cured:{uid}:{ep.episode_id}",
+                        f"all overdue installments paid at DPD {st.dpd}",
+                        {"episode_id": ep.episode_id, "dpd": st.dpd, "resolves": ep.pages})
+            if st.frozen:
+                st.awaiting_unfreeze, st.cure_ts = True, t
+        oldest = min((i.due for i in overdue), default=None)
+        self._set_dpd(st, t, dpd_at(oldest, t) if st.episode is not None else 0)
+        if st.frozen and st.awaiting_unfreeze:
+            on_time = [i for i in st.ledger.installments if i.paid_ts is not None
+                       and st.cure_ts < i.paid_ts <= t and i.paid_ts <= i.due + self.grace_ms]
+            if len(on_time) >= self.unfreeze_after:
+                st.awaiting_unfreeze = False
+                self._limit(st, t, "unfreeze", st.credit_limit, st.credit_limit, ["cured", "on_time_after_cure"],
+                            f"unfreeze:{st.cure_ts}", frozen=False)
 
     def _customer_contact(self, st: AccountState, t: int, step: LadderStep, ref: str, dpd: int) -> None:
         ready = self.contact.earliest(t, st.contacts)
@@ -370,7 +395,7 @@ class Engine:
         if kind == "repayment_reminder":
             pid, k = ref.rsplit(":", 1)
             inst = next((i for i in st.ledger.installments if i.purchase_id == pid and i.k == int(k)), None)
-            if inst is None or inst.paid_ts is not None:
+            if inst is None or not _unpaid_at(inst, ready):
                 return
         elif st.episode is None or st.episode.episode_id != ref:
             return
@@ -390,7 +415,7 @@ class Engine:
             inst = next(i for i in st.ledger.installments if i.purchase_id == pid and i.k == int(k))
             self._alert(t, kind, severity, uid, f"{kind}:{uid}:{ref}",
                         f"installment {k} of {fmt(inst.amount)} due {fmt_ts(inst.due)[:10]}",
-                        {"dpd": dpd, "purchase_id": pid, "installment": int(k), "amount": fmt(inst.unpaid),
+                        {"dpd": dpd, "purchase_id": pid, "installment": int(k), "amount": fmt(inst.amount),
                          "due": fmt_ts(inst.due), "scheduled_ts": fmt_ts(step_ts)})
         else:
             self._alert(t, kind, severity, uid, f"{kind}:{uid}:{ref}",
@@ -406,7 +431,7 @@ class Engine:
         ep = st.episode
         ep.fired.append(step.kind)
         dpd = step.offset_days
-        self._set_dpd(st, t)
+        self._set_dpd(st, t, dpd_at(oldest.due, t))
         if step.customer_facing:
             self._customer_contact(st, t, step, ep.episode_id, dpd)
         else:
@@ -420,7 +445,8 @@ class Engine:
             self._limit(st, t, "freeze", st.credit_limit, st.credit_limit, [f"dpd_{dpd}"], ep.episode_id,
                         frozen=True)
         if step.bureau_report:
-            rep = out.bureau_report(ts=t, user_id=uid, outstanding=st.ledger.outstanding, dpd=dpd,
+            owed = sum(i.unpaid for i in st.ledger.installments if _unpaid_at(i, t))
+            rep = out.bureau_report(ts=t, user_id=uid, outstanding=owed, dpd=dpd,
                                     first_due_unpaid=oldest.due, episode_id=ep.episode_id)
             self._out.append((out.TOPIC_BUREAU, uid, rep))
             key = f"bureau_report:{uid}:{ep.episode_id}"
@@ -444,6 +470,11 @@ class Engine:
                 ts=ts, model="default", model_version=self.model.version, n_labels=self.metrics.n,
                 auc=_nz(self.metrics.auc), logloss=_nz(self.metrics.logloss), positives=self.metrics.positives,
                 worker=self.worker_id)))
+
+
+def _unpaid_at(inst: Any, t: int) -> bool:
+    """Was the installment still (partly) unpaid at instant ``t``? Read from its payment history."""
+    return inst.paid_ts is None or inst.paid_ts > t
 
 
 def _nz(v: float) -> float:

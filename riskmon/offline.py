@@ -55,9 +55,9 @@ def run_offline(messages: Iterable[tuple[str, bytes]], engine: Engine, batch_siz
     def flush() -> None:
         for ev in batch:
             states.setdefault(ev.user_id, AccountState(ev.user_id))
-        due = [u for u, t in timers.items() if t <= max(wm.value, max((e.ts for e in batch), default=0)
-                                                         - engine.lateness_ms)]
-        res = engine.process(batch, states, wm, due)
+            wm.observe(ev.ts)
+        due = [u for u, t in timers.items() if t <= wm.value]
+        res = engine.process(batch, states, wm.value, due)
         run.outputs.extend(res.outputs)
         run.applied += res.applied
         run.duplicates += res.duplicates

@@ -316,6 +316,7 @@ def replay(path: Path, out_dir: Path, settings: Settings, *, speed: float = 0.0,
                                            prefix=prefix)
             say(f"produced {n_in} messages in {time.monotonic() - t0:.1f}s; waiting for workers to drain")
             deadline = time.monotonic() + timeout_s
+            last_ends: dict = {}
             while True:
                 for p in procs_:
                     if not p.alive():
@@ -325,9 +326,12 @@ def replay(path: Path, out_dir: Path, settings: Settings, *, speed: float = 0.0,
                     stats = redis.Redis.from_url(stack.redis_url).hgetall("rm:stats")
                     progress("drain", {"lag": lag, **{k.decode(): int(v) for k, v in stats.items()}})
                 if lag == 0:
+                    # drained when the outputs stop growing for two polls and all of them were read
+                    # (the workers' timers may still fire once the last backlog cleared)
                     ends = output_end_offsets(stack.bootstrap, prefix)
-                    if collector.caught_up(ends):
+                    if collector.caught_up(ends) and ends == last_ends:
                         break
+                    last_ends = ends
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"replay did not drain within {timeout_s}s (lag {lag})")
                 time.sleep(1.0)

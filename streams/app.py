@@ -20,10 +20,13 @@ def create_app(settings: Settings) -> faust.App:
     because the embedded Tansu broker has no transactions and the same code must run on both brokers.
     No Faust tables: state lives in Redis (docs/state.md says why), so no changelog recovery on restart.
     """
+    datadir = settings.var_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.app_id,
         broker=bootstrap_url(settings),
         store="memory://",
+        datadir=str(datadir / settings.app_id),
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         web_enabled=False,

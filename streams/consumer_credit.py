@@ -5,12 +5,14 @@ repayments agents (co-partitioned, so one worker owns a user's three partitions)
 their batches so a user's state is never applied twice at once.
 
 Order of effects per batch, which is what makes redelivery harmless:
-1. decode; rejected messages become dead letters;
+1. decode; rejected messages become dead letters; valid ones wait in an event-time merge buffer (their
+   offsets stay uncommitted) until every backlogged input partition has been read past their time, so
+   events of the three topics are applied in event-time order however fast each topic is consumed;
 2. load states (cache, else one Redis round trip), run the engine in event time;
 3. publish outputs and dead letters and wait for the broker (ids are deterministic, so a re-send after
    a crash is a duplicate that every consumer drops by id);
 4. commit states + applied event ids + timers atomically (one round trip, version-checked);
-5. only then does the agent return and Faust ack the offsets.
+5. only then are the applied messages acked, so Faust may commit their offsets.
 Redis or broker errors retry with backoff inside step 2-4; the batch is never acked half-done.
 """
 
@@ -33,30 +35,47 @@ from online_models.default_model import DefaultModel
 from riskmon.config import Settings
 from riskmon.contract import Rejected, decode
 from riskmon.engine import Engine
-from riskmon.eventtime import Watermark
 from riskmon.policy import Policy
 from riskmon.state.accounts import AccountStore
 from streams.emit import dead_letter_for
 from streams.topics import USER_TOPICS, unprefixed
 
+TOPIC_RANK = {"accounts": 0, "purchases": 1, "repayments": 2}  # same-instant order: open, buy, pay
 Publish = Callable[[list[tuple[str, str, dict[str, Any]]]], Awaitable[Any]]
 
 log = logging.getLogger(__name__)
 MODEL_KEY = "rm:model:default"
 
 
+PartitionInfo = tuple[tuple[str, int], int | None, int | None]  # ((topic, partition), highwater, committed)
+
+
 def faust_runtime_hooks(app: faust.App, prefix: str) -> dict[str, Any]:
-    """``publish`` and ``assigned_partitions`` for a runtime inside a Faust worker."""
+    """``publish``, ``assigned_partitions`` and ``input_partitions`` for a runtime in a Faust worker."""
     from streams.emit import publish
 
-    def assigned() -> list[int]:
+    def user_tps() -> list[Any]:
         assignment = app.consumer.assignment() if app.consumer else set()
-        return sorted({tp.partition for tp in assignment if unprefixed(tp.topic, prefix) in USER_TOPICS})
+        return [tp for tp in assignment if unprefixed(tp.topic, prefix) in USER_TOPICS]
+
+    def assigned() -> list[int]:
+        return sorted({tp.partition for tp in user_tps()})
+
+    def inputs() -> list[PartitionInfo]:
+        consumer = app.consumer
+        out = []
+        for tp in user_tps():
+            try:
+                hw = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - not fetched yet: unknown
+                hw = None
+            out.append(((unprefixed(tp.topic, prefix), tp.partition), hw, consumer._committed_offset.get(tp)))
+        return out
 
     async def send(records: list[tuple[str, str, dict[str, Any]]]) -> int:
         return await publish(app, records, prefix)
 
-    return {"publish": send, "assigned_partitions": assigned}
+    return {"publish": send, "assigned_partitions": assigned, "input_partitions": inputs}
 ANOMALY_KEY = "rm:model:anomaly"
 
 
@@ -64,9 +83,17 @@ class ConsumerCreditRuntime:
     """Engine + store + timers of one worker (see module docstring)."""
 
     def __init__(self, settings: Settings, policy: Policy, client: aioredis.Redis, worker_id: str, *,
-                 publish: Publish, assigned_partitions: Callable[[], list[int]]) -> None:
+                 publish: Publish, assigned_partitions: Callable[[], list[int]],
+                 input_partitions: Callable[[], list[PartitionInfo]] = list) -> None:
         self.publish = publish
         self.assigned_partitions = assigned_partitions
+        self.input_partitions = input_partitions
+        self.part_seen: dict[tuple[str, int], int] = {}  # max event time read per input partition
+        self.part_next: dict[tuple[str, int], int] = {}  # next offset to read per input partition
+        self.pending: list[tuple] = []  # merge buffer: (ts, topic rank, partition, offset, seq, event, faust event)
+        self._seq = 0
+        self.applied_max = 0
+        self.wm_value = 0
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.client = client
@@ -74,7 +101,6 @@ class ConsumerCreditRuntime:
         self.engine = Engine(policy, lateness_ms=settings.allowed_lateness_s * 1000,
                              dedup_window_ms=settings.dedup_window_days * 86_400_000, worker_id=worker_id,
                              model=DefaultModel(min_labels=settings.min_labels_for_model))
-        self.wm = Watermark(settings.allowed_lateness_s * 1000)
         self.lock = asyncio.Lock()
         self.heap: list[tuple[int, str]] = []
         self.timer_at: dict[str, tuple[int, int]] = {}  # user -> (instant, partition)
@@ -84,6 +110,9 @@ class ConsumerCreditRuntime:
 
     def on_rebalance(self) -> None:
         """Partitions moved: cached states and timers may belong to another worker now."""
+        self.part_seen.clear()
+        self.part_next.clear()
+        self.pending.clear()  # not acked: the partitions' new owner reads them again
         self.store.invalidate()
         self.heap.clear()
         self.timer_at.clear()
@@ -123,18 +152,71 @@ class ConsumerCreditRuntime:
         return due
 
     async def handle(self, batch: list[faust.types.EventT]) -> None:
-        """Process one batch of events from any of the three user topics."""
-        valid = []
+        """Take one batch from any of the three user topics into the event-time merge buffer.
+
+        Valid events are held (their Kafka message is not acked) until every input partition that still
+        has a backlog has been read past their event time; then they are applied in event-time order,
+        whatever topic they came from. Dead letters go out at once.
+        """
         dead = []
         for event in batch:
             msg = event.message
-            ev = decode(unprefixed(msg.topic, self.prefix), msg.value, self.settings.max_message_bytes)
+            topic = unprefixed(msg.topic, self.prefix)
+            key = (topic, msg.partition)
+            self.part_next[key] = max(self.part_next.get(key, 0), msg.offset + 1)
+            ev = decode(topic, msg.value, self.settings.max_message_bytes)
             if isinstance(ev, Rejected):
                 dead.append(dead_letter_for(event, ev, self.prefix))
-            else:
-                valid.append((ev, msg.partition))
+                continue
+            self.part_seen[key] = max(self.part_seen.get(key, 0), ev.ts)
+            msg.incref()  # keep it unacked (offset uncommitted) until it is applied and its state committed
+            self._seq += 1
+            heapq.heappush(self.pending, (ev.ts, TOPIC_RANK[topic], msg.partition, msg.offset, self._seq, ev, event))
         async with self.lock:
-            await self._apply(valid, dead)
+            await self._release(dead)
+
+    async def tick(self) -> None:
+        """Release buffered events and fire timers once other partitions' backlogs have cleared."""
+        if self.lock.locked():
+            return
+        horizon = self.horizon()
+        if (self.pending and self.pending[0][0] <= horizon) or (self.heap and self.heap[0][0] <= self.watermark()):
+            async with self.lock:
+                await self._release([])
+
+    def horizon(self) -> int | float:
+        """Events up to this time may be applied: every backlogged input partition was read past it.
+
+        Topics are consumed at different paces (a replay can read purchases days of event time ahead of
+        repayments), so it is the minimum, over assigned input partitions with unread messages, of the
+        latest event time read there. A partition with no backlog cannot hold it back (whatever it sends
+        next is newer, or late by contract); a backlogged one not read yet holds everything.
+        """
+        holds = []
+        for key, highwater, committed in self.input_partitions():
+            nxt = self.part_next.get(key, committed or 0)
+            if highwater is None or highwater > nxt:
+                holds.append(self.part_seen.get(key, 0))
+        if len(self.pending) > self.settings.merge_buffer_max:
+            return self.pending[0][0]  # bounded memory: degrade to arrival order for the oldest event
+        return min(holds) if holds else float("inf")
+
+    def watermark(self) -> int:
+        """Timeline watermark: applied event time less the allowed lateness (monotonic)."""
+        if self.applied_max:
+            self.wm_value = max(self.wm_value, self.applied_max - self.settings.allowed_lateness_s * 1000)
+        return self.wm_value
+
+    async def _release(self, dead: list) -> None:
+        horizon = self.horizon()
+        released = []
+        while self.pending and self.pending[0][0] <= horizon:
+            item = heapq.heappop(self.pending)
+            released.append(item)
+        await self._apply([(it[5], it[2]) for it in released], dead)
+        for it in released:
+            self.applied_max = max(self.applied_max, it[0])
+            it[6].ack()  # the last reference: the offset becomes committable
 
     async def _apply(self, valid: list, dead: list) -> None:
         delay = 0.2
@@ -146,10 +228,9 @@ class ConsumerCreditRuntime:
                 if self.reload_timers:
                     await self._load_timers()
                 part_of = {ev.user_id: p for ev, p in valid}
-                wm = Watermark(self.wm.lateness_ms, self.wm.max_seen)
-                for ev, _ in valid:
-                    wm.observe(ev.ts)
-                due = self._due(wm.value)
+                max_seen = max([self.applied_max] + [ev.ts for ev, _ in valid])
+                wm = max(self.watermark(), max_seen - self.settings.allowed_lateness_s * 1000)
+                due = self._due(wm)
                 for u, p in due.items():
                     part_of.setdefault(u, p)
                 states = await self.store.load(set(part_of))
@@ -161,7 +242,7 @@ class ConsumerCreditRuntime:
                     checkpoints = {MODEL_KEY: self.engine.model.to_bytes(), ANOMALY_KEY: self.engine.anomaly.to_bytes()}
                 stats = {"events_valid": res.applied, "duplicates": res.duplicates, "dead_letters": len(dead),
                          "batches": 1}
-                result = await self.store.commit([states[u] for u in part_of], timers, wm.max_seen, stats,
+                result = await self.store.commit([states[u] for u in part_of], timers, max_seen, stats,
                                                  checkpoints)
                 if not result.ok:
                     log.warning("state version conflict for %d users; retrying batch", len(result.conflicts))
@@ -172,7 +253,6 @@ class ConsumerCreditRuntime:
                     self.engine.labels_since_checkpoint = 0
                 for part, user, at in timers:
                     self._set_timer(user, part, at)
-                self.wm.max_seen = max(wm.max_seen, result.global_max_seen)
                 self.batches += 1
                 return
             except (RedisError, KafkaError, OSError, ConnectionError) as exc:

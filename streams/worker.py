@@ -50,6 +50,11 @@ def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
     async def _start_hooks() -> None:
         await hooks.start()
 
+    @app.timer(interval=0.5)
+    async def _tick() -> None:
+        # timers of accounts whose partitions went quiet fire once the slowest backlog has cleared
+        await runtime.tick()
+
     @app.on_before_shutdown.connect
     async def _stop_hooks(sender: faust.App, **kwargs: object) -> None:  # noqa: ARG001
         # After the consumer stopped (no more submits), before the producer's final flush: queued

@@ -34,11 +34,18 @@ class Msg:
     value: bytes
     partition: int
     offset: int
+    refs: int = 1
+
+    def incref(self) -> None:
+        self.refs += 1
 
 
 @dataclass
 class Ev:
     message: Msg
+
+    def ack(self) -> None:
+        self.message.refs -= 1
 
 
 def _batch(start: int, users: int, offset0: int) -> list[Ev]:
