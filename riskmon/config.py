@@ -64,8 +64,9 @@ class Settings(BaseSettings):
     allowed_lateness_s: int = Field(
         21600,
         ge=0,
-        description="Watermark = latest event time seen minus this many seconds. Timers (DPD ladder, "
-        "label resolution) fire only when the watermark passes them.",
+        description="Timeline watermark = latest applied event time minus this many seconds. Collection "
+        "steps, cures and label resolution fire only when it passes them; events later than this may be "
+        "judged without them.",
     )
     dedup_window_days: int = Field(
         45, ge=1, description="How long (event time) applied event ids are remembered per subject."

@@ -323,8 +323,13 @@ def replay(path: Path, out_dir: Path, settings: Settings, *, speed: float = 0.0,
                         raise RuntimeError(f"worker {p.name} exited:\n{p.log_tail()}")
                 lag = group_lag(stack.bootstrap, app_id, tuple(prefix + t for t in contract.INPUT_TOPICS))
                 if progress:
-                    stats = redis.Redis.from_url(stack.redis_url).hgetall("rm:stats")
-                    progress("drain", {"lag": lag, **{k.decode(): int(v) for k, v in stats.items()}})
+                    r = redis.Redis.from_url(stack.redis_url)
+                    stats = r.hgetall("rm:stats")
+                    progress("drain", {"lag": lag, "event_time_ms": int(r.get("rm:wm") or 0),
+                                       "alerts": len(collector.records.get(out.TOPIC_ALERTS, {})),
+                                       "dead_letters_out": len(collector.records.get(out.TOPIC_DEAD_LETTERS, {})),
+                                       **{k.decode(): int(v) for k, v in stats.items()}})
+                    r.close()
                 if lag == 0:
                     # drained when the outputs stop growing for two polls and all of them were read
                     # (the workers' timers may still fire once the last backlog cleared)

@@ -41,10 +41,12 @@ def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
     @app.on_partitions_assigned.connect
     async def _assigned(sender: faust.App, assigned: set, **kwargs: object) -> None:  # noqa: ARG001
         runtime.on_rebalance()
+        ews.invalidate()
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: faust.App, revoked: set, **kwargs: object) -> None:  # noqa: ARG001
         runtime.on_rebalance()
+        ews.invalidate()
 
     @app.task
     async def _start_hooks() -> None:

@@ -76,7 +76,8 @@ def test_round_trips_restart_and_duplicates(clean_redis_url: str) -> None:
         stats = _commandstats(clean_redis_url)
         assert stats["multi"] - stats_before.get("multi", 0) == half
         assert stats["exec"] - stats_before.get("exec", 0) == half
-        assert stats["mget"] - stats_before.get("mget", 0) == half
+        # states are read once (first batch), then served from the worker's cache, written through
+        assert stats["mget"] - stats_before.get("mget", 0) == 1
         assert stats.get("get", 0) == stats_before.get("get", 0)  # no per-key reads
         await client.aclose()
 
