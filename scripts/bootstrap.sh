@@ -74,3 +74,7 @@ ensure_kafka_jars() {  # Java 17+, Maven, and the jars of infra/kafka/pom.xml in
       || die "could not fetch the Kafka jars"
   fi
 }
+
+ensure_chromium() {  # Debian's chromium, for the report test (headless screenshot)
+  command -v chromium >/dev/null || [[ -x /usr/bin/chromium ]] || apt_install chromium
+}
