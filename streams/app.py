@@ -33,6 +33,9 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
         consumer_auto_offset_reset="earliest",
+        # Events wait unacked in the event-time merge buffer; a rebalance must not wait for them (they
+        # are dropped and re-read by the partition's new owner), only commit what was applied.
+        stream_wait_empty=False,
         broker_commit_every=5000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,

@@ -22,6 +22,7 @@ import asyncio
 import heapq
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -90,7 +91,8 @@ class ConsumerCreditRuntime:
         self.input_partitions = input_partitions
         self.part_seen: dict[tuple[str, int], int] = {}  # max event time read per input partition
         self.part_next: dict[tuple[str, int], int] = {}  # next offset to read per input partition
-        self.pending: list[tuple] = []  # merge buffer: (ts, topic rank, partition, offset, seq, event, faust event)
+        self.pending: list[tuple] = []  # merge buffer: (ts, topic rank, partition, offset, seq, event, ack entry)
+        self.ack_queues: dict[tuple[str, int], deque[list[Any]]] = {}  # per partition: [offset, event, done]
         self._seq = 0
         self.applied_max = 0
         self.wm_value = 0
@@ -113,6 +115,7 @@ class ConsumerCreditRuntime:
         self.part_seen.clear()
         self.part_next.clear()
         self.pending.clear()  # not acked: the partitions' new owner reads them again
+        self.ack_queues.clear()
         self.store.invalidate()
         self.heap.clear()
         self.timer_at.clear()
@@ -164,14 +167,19 @@ class ConsumerCreditRuntime:
             topic = unprefixed(msg.topic, self.prefix)
             key = (topic, msg.partition)
             self.part_next[key] = max(self.part_next.get(key, 0), msg.offset + 1)
+            # Every message holds one extra reference until it is done (applied and committed, or
+            # dead-lettered) and every earlier offset of its partition is done: Faust commits the highest
+            # contiguous acked offset, so acks must come in offset order (late events are applied early).
+            msg.incref()
+            entry = [msg.offset, event, False]
+            self.ack_queues.setdefault(key, deque()).append(entry)
             ev = decode(topic, msg.value, self.settings.max_message_bytes)
             if isinstance(ev, Rejected):
-                dead.append(dead_letter_for(event, ev, self.prefix))
+                dead.append((dead_letter_for(event, ev, self.prefix), entry))
                 continue
             self.part_seen[key] = max(self.part_seen.get(key, 0), ev.ts)
-            msg.incref()  # keep it unacked (offset uncommitted) until it is applied and its state committed
             self._seq += 1
-            heapq.heappush(self.pending, (ev.ts, TOPIC_RANK[topic], msg.partition, msg.offset, self._seq, ev, event))
+            heapq.heappush(self.pending, (ev.ts, TOPIC_RANK[topic], msg.partition, msg.offset, self._seq, ev, entry))
         async with self.lock:
             await self._release(dead)
 
@@ -213,10 +221,15 @@ class ConsumerCreditRuntime:
         while self.pending and self.pending[0][0] <= horizon:
             item = heapq.heappop(self.pending)
             released.append(item)
-        await self._apply([(it[5], it[2]) for it in released], dead)
+        await self._apply([(it[5], it[2]) for it in released], [d for d, _ in dead])
         for it in released:
             self.applied_max = max(self.applied_max, it[0])
-            it[6].ack()  # the last reference: the offset becomes committable
+            it[6][2] = True
+        for _, entry in dead:
+            entry[2] = True
+        for queue in self.ack_queues.values():
+            while queue and queue[0][2]:
+                queue.popleft()[1].ack()  # in offset order: the offset becomes committable
 
     async def _apply(self, valid: list, dead: list) -> None:
         delay = 0.2

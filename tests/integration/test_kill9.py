@@ -151,10 +151,6 @@ def test_kill9_model_continues_from_checkpoint(kill9: dict[str, Any]) -> None:
     check_model(kill9)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "exposes a bug outside this test's files: after SIGKILL + restart of a worker, ~10% of accounts end with "
-    "outstanding above the simulator truth (first run: 141 of 1500, e.g. u00005 4874.25 vs 4726.87; never "
-    "below). Root cause not yet located (engine/consumer_credit are outside this test's files)"))
 def test_kill9_ledger_equals_truth(kill9: dict[str, Any]) -> None:
     check_ledger(kill9)
 
