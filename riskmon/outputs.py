@@ -108,10 +108,17 @@ def bureau_report(
     }
 
 
-def dead_letter(*, topic: str, partition: int, offset: int, payload: bytes | None, reason: str) -> dict[str, Any]:
-    """A rejected input message with where it came from and why (payload truncated to 4 KiB)."""
+def dead_letter(*, topic: str, partition: int, offset: int, payload: bytes | None, reason: str,
+                ts: int | None = None) -> dict[str, Any]:
+    """A rejected input message with where it came from and why (payload truncated to 4 KiB).
+
+    ``ts`` is the message's Kafka timestamp (ms) when known: a bad message has no trusted event time, and
+    the producer's timestamp is the best place to put it on a dashboard's time axis.
+    """
     raw = (payload or b"")[:DEAD_LETTER_PAYLOAD_MAX]
+    extra = {"ts": fmt_ts(ts)} if ts is not None and ts > 0 else {}
     return {
+        **extra,
         "dead_letter_id": stable_id("dl", topic, partition, offset),
         "topic": topic,
         "partition": partition,

@@ -28,6 +28,7 @@ def dead_letter_for(event: faust.types.EventT, rejected: Rejected, prefix: str =
     """The dead-letter record of a rejected input message (keyed by its source topic)."""
     msg = event.message
     raw = msg.value if isinstance(msg.value, bytes | None) else str(msg.value).encode()
+    ts = int(msg.timestamp * 1000) if msg.timestamp else None
     rec = out.dead_letter(topic=unprefixed(msg.topic, prefix), partition=msg.partition, offset=msg.offset, payload=raw,
-                          reason=rejected.reason)
+                          reason=rejected.reason, ts=ts)
     return out.TOPIC_DEAD_LETTERS, rec["topic"], rec
