@@ -70,6 +70,7 @@ class AccountState:
     deferred: list[list[Any]] = field(default_factory=list)  # [ready_ts, kind, ref, dpd, step_ts]
     labels: list[list[Any]] = field(default_factory=list)  # [purchase_id, due1, x, p_decision, p_model, warm]
     version: int = 0  # CAS version in Redis, managed by the store
+    next_at: int | None | bool = field(default=False, repr=False, compare=False)  # cached next timer; False: unknown
 
     @property
     def is_new(self) -> bool:

@@ -102,7 +102,8 @@ class Engine:
 
     # ------------------------------------------------------------------ events
     def apply(self, st: AccountState, ev: UserEvent) -> None:
-        """Apply one event (the caller has checked idempotency and advanced timers)."""
+        """Apply one event (the caller has checked idempotency)."""
+        st.next_at = False
         if isinstance(ev, Purchase):
             self._purchase(st, ev)
         elif isinstance(ev, Repayment):
@@ -325,7 +326,13 @@ class Engine:
         return best
 
     def next_timer(self, st: AccountState) -> int | None:
-        """When this account's timeline next needs the clock (None: nothing pending)."""
+        """When this account's timeline next needs the clock (None: nothing pending).
+
+        ``advance`` leaves the answer on the state (its last scan found it), so after ``process`` this
+        costs nothing; any event applied since invalidates it.
+        """
+        if st.next_at is not False:
+            return st.next_at
         p = self._pending(st)
         return p[0] if p else None
 
@@ -334,9 +341,11 @@ class Engine:
         if st.is_new:
             return
         st.coll_cursor = max(st.coll_cursor, st.opened_ts)
+        st.next_at = False
         for _ in range(100_000):
             p = self._pending(st)
             if p is None or p[0] > until:
+                st.next_at = p[0] if p else None
                 return
             t, kind, payload = p
             st.coll_cursor = t
