@@ -284,8 +284,8 @@ class Engine:
     # Instants are processed in time order up to the watermark; ``st.coll_cursor`` is how far the account
     # has got. Candidates: payments that completed an installment (``paid_ts``: DPD moves, cures,
     # unfreezes), the next ladder step of the oldest installment unpaid at the cursor, pre-due reminders,
-    # deferred contacts and label horizons. A payment at the same instant as a step comes first (paid at
-    # the threshold = not overdue at it).
+    # deferred contacts and label horizons. At the same instant a step comes before a payment: paying at
+    # the very instant the threshold is crossed is too late for it (as in the simulator's ground truth).
 
     def _pending(self, st: AccountState) -> tuple[int, str, Any] | None:
         """The account's earliest pending timeline instant: (instant, kind, payload)."""
@@ -298,11 +298,11 @@ class Engine:
                 best = (t, kind, payload)
 
         for d in st.deferred:
-            consider(max(d[0], cur), "1deferred", d)
+            consider(max(d[0], cur), "0deferred", d)
         insts = st.ledger.installments
         for inst in insts:
             if inst.paid_ts is not None and inst.paid_ts > cur:
-                consider(inst.paid_ts, "0payment", inst)
+                consider(inst.paid_ts, "3payment", inst)
         unpaid_now = [i for i in insts if _unpaid_at(i, cur)]
         if self.pre_due_steps:
             reminded = set(st.reminded)
@@ -313,13 +313,13 @@ class Engine:
                 for step in self.pre_due_steps:
                     at = inst.due + step.offset_days * MS_PER_DAY
                     if at > cur or inst.due > cur:
-                        consider(max(at, cur), "2predue", (inst, step, ref))
+                        consider(max(at, cur), "1predue", (inst, step, ref))
         if unpaid_now:
             oldest = min(unpaid_now, key=lambda i: (i.due, i.purchase_id, i.k))
             fired = st.episode.fired if st.episode else ()
             for step in self.dpd_steps:
                 if step.kind not in fired:
-                    consider(max(oldest.due + step.offset_days * MS_PER_DAY, cur), "3step", (oldest, step))
+                    consider(max(oldest.due + step.offset_days * MS_PER_DAY, cur), "2step", (oldest, step))
                     break
         for lab in st.labels:
             consider(max(lab[1] + self.default_ms, cur), "4label", lab)
@@ -349,16 +349,16 @@ class Engine:
                 return
             t, kind, payload = p
             st.coll_cursor = t
-            if kind == "0payment":
+            if kind == "3payment":
                 self._on_payment(st, t)
-            elif kind == "1deferred":
+            elif kind == "0deferred":
                 st.deferred.remove(payload)
                 self._fire_deferred(st, payload)
-            elif kind == "2predue":
+            elif kind == "1predue":
                 inst, step, ref = payload
                 st.reminded.append(ref)
                 self._customer_contact(st, t, step, ref, 0)
-            elif kind == "3step":
+            elif kind == "2step":
                 self._fire_step(st, t, payload[0], payload[1])
             else:
                 st.labels.remove(payload)
@@ -367,7 +367,7 @@ class Engine:
                 # Every label is learnt at one horizon (due + default DPD), paid or not: learning a
                 # negative at payment would feed the model negatives a month before the positives of the
                 # same cohort can exist (docs/model.md). Unpaid *at the horizon* is read from history.
-                self._learn(payload, inst is not None and _unpaid_at(inst, t), t)
+                self._learn(payload, inst is not None and (inst.paid_ts is None or inst.paid_ts >= t), t)
 
     def _on_payment(self, st: AccountState, t: int) -> None:
         """Installments got paid at ``t``: DPD moves to the next-oldest, cure, unfreeze."""
