@@ -13,15 +13,18 @@ defaulted enterprise stops reporting. Everything is deterministic for a given se
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from calendar import monthrange
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from riskmon.contract import INDUSTRIES
 from riskmon.eventtime import MS_PER_DAY, fmt_ts
-from riskmon.outputs import stable_id
+from simulator.clock import TsFormatter
 
 SCENARIOS = ("healthy", "seasonal", "decline_default", "shock_default", "liquidity_crunch")
 DEFAULT_MIX = {"healthy": 0.40, "seasonal": 0.20, "decline_default": 0.15, "shock_default": 0.10,
@@ -46,12 +49,10 @@ def _season(rng: random.Random, strong: bool) -> tuple[float, int, float, int]:
     return rng.uniform(0.0, 0.06), rng.randrange(7), rng.uniform(0.0, 0.04), rng.randrange(1, 29)
 
 
-def _season_factor(ts_ms: int, amp_w: float, peak_w: int, amp_m: float, peak_m: int) -> float:
+def _calendar(ts_ms: int) -> tuple[int, int, int]:
+    """(weekday, day of month, days in month) of an instant (UTC): what the seasonal cycle reads."""
     dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    dim = monthrange(dt.year, dt.month)[1]
-    w = 1.0 + amp_w * math.cos(2 * math.pi * (dt.weekday() - peak_w) / 7)
-    m = 1.0 + amp_m * math.cos(2 * math.pi * (dt.day - peak_m) / dim)
-    return w * m
+    return dt.weekday(), dt.day, monthrange(dt.year, dt.month)[1]
 
 
 def _plan(rng: random.Random, scenario: str, days: int) -> dict[str, Any]:
@@ -77,6 +78,13 @@ def _plan(rng: random.Random, scenario: str, days: int) -> dict[str, Any]:
         plan["dso_stretch"] = rng.uniform(0.05, 0.30)
         plan["end"] = plan["onset"] + fall + hold + recover
     return plan
+
+
+def _same(value: dict) -> dict:
+    return value
+
+
+_NO_FACTORS = (1.0, 1.0, 1.0, 1.0, 1.0)
 
 
 def _factors(scenario: str, plan: dict[str, Any], d: int) -> tuple[float, float, float, float, float]:
@@ -107,19 +115,32 @@ def _factors(scenario: str, plan: dict[str, Any], d: int) -> tuple[float, float,
     return (1.0, 1.0, 1.0, 1.0, 1.0)
 
 
-def generate(rng_seed: int, n: int, start_ms: int, days: int,
-             mix: dict[str, float] | None = None) -> tuple[list[tuple[int, dict]], list[dict]]:
-    """Generate ``days`` of daily metrics for ``n`` enterprises; returns (events, truth).
+def _generate(rng_seed: int, n: int, start_ms: int, days: int, mix: dict[str, float] | None,
+              serialise: bool) -> tuple[list[tuple[int, int, Any]], list[dict]]:
+    """The core of :func:`generate`: ``((ts_ms, enterprise index, message), ...)`` sorted, and truth.
 
-    ``events`` are ``(ts_ms, business-metrics message)`` sorted by ``ts_ms``; ``truth`` has one dict per
-    enterprise with its scenario and key dates (RFC 3339, or None).
+    With ``serialise`` each message is its ``orjson.dumps`` bytes instead of the dict.
+
+    Why so much caching: this runs once per metric per day per enterprise, and a naive version spent
+    most of its time formatting timestamps, hashing ids and building datetimes. The calendar of a day,
+    its date prefix, an enterprise's five report times and the hash state of its id prefix are the same
+    for every event that shares them, so they are computed once; the output is unchanged.
     """
     rng = random.Random(rng_seed)
+    gauss = rng.gauss
+    exp = math.exp
     scenarios = _scenario_counts(n, mix or DEFAULT_MIX)
     rng.shuffle(scenarios)
     industries = sorted(INDUSTRIES)
     day0 = start_ms - start_ms % MS_PER_DAY
-    events: list[tuple[int, dict]] = []
+    fmt = TsFormatter()
+    day_ms_of = [day0 + d * MS_PER_DAY for d in range(days)]
+    dates = [fmt(ms)[:11] for ms in day_ms_of]  # "YYYY-MM-DDT"
+    calendar = [_calendar(ms) for ms in day_ms_of]
+    two_pi = 2 * math.pi
+    events: list[tuple[int, int, Any]] = []
+    wrap = orjson.dumps if serialise else _same
+    append = events.append
     truth: list[dict] = []
     for i, scenario in enumerate(scenarios):
         ent = f"ent{i:05d}"
@@ -137,37 +158,40 @@ def generate(rng_seed: int, n: int, start_ms: int, days: int,
         dso_dev = 0.0
         minute = rng.randrange(0, 180)
         default_day = plan.get("default")
+        offsets = [REPORT_HOUR_MS + minute * 60_000 + k * 1000 for k in range(len(METRIC_ORDER))]
+        times = [fmt(day0 + off)[11:] for off in offsets]  # report times stay within the day
+        id_state = hashlib.blake2b(f"bm|{rng_seed}|{ent}|".encode(), digest_size=12)
+        flat = scenario in ("healthy", "seasonal")
         for d in range(days):
             if default_day is not None and d >= default_day:
                 break
-            day_ms = day0 + d * MS_PER_DAY
-            season = _season_factor(day_ms, amp_w, peak_w, amp_m, peak_m)
-            f_rev, f_ord, f_pay, f_dso, f_cash = _factors(scenario, plan, d)
+            day_ms = day_ms_of[d]
+            weekday, mday, dim = calendar[d]
+            season = (1.0 + amp_w * math.cos(two_pi * (weekday - peak_w) / 7)) * (
+                1.0 + amp_m * math.cos(two_pi * (mday - peak_m) / dim))
+            f_rev, f_ord, f_pay, f_dso, f_cash = _NO_FACTORS if flat else _factors(scenario, plan, d)
             level = revenue0 * (1 + growth) ** d
-            shock = rng.gauss(0, noise)
-            revenue = level * season * f_rev * math.exp(shock)
-            orders = revenue / order_value * math.exp(rng.gauss(0, 0.04))
-            payroll = payroll0 * f_pay * math.exp(rng.gauss(0, 0.01))
-            dso_dev = 0.7 * dso_dev + rng.gauss(0, 1.2)
+            shock = gauss(0, noise)
+            revenue = level * season * f_rev * exp(shock)
+            orders = revenue / order_value * exp(gauss(0, 0.04))
+            payroll = payroll0 * f_pay * exp(gauss(0, 0.01))
+            dso_dev = 0.7 * dso_dev + gauss(0, 1.2)
             receivables = max(1.0, dso0 * f_dso + dso_dev)
-            cash += margin * level * season + rng.gauss(0, 0.3) * revenue0
-            values = {
-                "revenue": round(revenue, 2),
-                "order_count": float(max(0, round(orders))),
-                "payroll": round(payroll, 2),
-                "receivables_days": round(receivables, 1),
-                "cash_balance": round(cash * f_cash, 2),
-            }
+            cash += margin * level * season + gauss(0, 0.3) * revenue0
+            values = (round(revenue, 2), float(max(0, round(orders))), round(payroll, 2),
+                      round(receivables, 1), round(cash * f_cash, 2))
+            date = dates[d]
             for k, metric in enumerate(METRIC_ORDER):
-                ts = day_ms + REPORT_HOUR_MS + minute * 60_000 + k * 1000
-                events.append((ts, {
-                    "event_id": stable_id("bm", rng_seed, ent, d, metric),
-                    "ts": fmt_ts(ts),
+                h = id_state.copy()
+                h.update(f"{d}|{metric}".encode())
+                append((day_ms + offsets[k], i, wrap({
+                    "event_id": h.hexdigest(),
+                    "ts": date + times[k],
                     "enterprise_id": ent,
                     "industry": industry,
                     "metric": metric,
-                    "value": values[metric],
-                }))
+                    "value": values[k],
+                })))
 
         onset = plan["onset"] if plan.get("onset") is not None and plan["onset"] < days else None
 
@@ -184,5 +208,28 @@ def generate(rng_seed: int, n: int, start_ms: int, days: int,
             "distress_onset_ts": _ts(onset) if scenario in ("decline_default", "shock_default") else None,
             "seasonal_amplitude": {"weekly": round(amp_w, 3), "monthly": round(amp_m, 3)},
         })
-    events.sort(key=lambda e: (e[0], e[1]["enterprise_id"]))
+    events.sort()  # (ts, enterprise index) is unique, so the messages themselves are never compared
     return events, truth
+
+
+def generate(rng_seed: int, n: int, start_ms: int, days: int,
+             mix: dict[str, float] | None = None) -> tuple[list[tuple[int, dict]], list[dict]]:
+    """Generate ``days`` of daily metrics for ``n`` enterprises; returns (events, truth).
+
+    ``events`` are ``(ts_ms, business-metrics message)`` sorted by ``ts_ms`` (ties: enterprise id);
+    ``truth`` has one dict per enterprise with its scenario and key dates (RFC 3339, or None).
+    """
+    events, truth = _generate(rng_seed, n, start_ms, days, mix, serialise=False)
+    return [(ts, value) for ts, _, value in events], truth
+
+
+def generate_payloads(rng_seed: int, n: int, start_ms: int, days: int, mix: dict[str, float] | None = None,
+                      ) -> tuple[list[tuple[int, str, bytes]], list[dict]]:
+    """Like :func:`generate` but with each message already serialised: ``(ts_ms, enterprise_id, bytes)``.
+
+    Why: the simulator ships these across a process boundary and writes them verbatim; bytes are
+    cheaper to pickle than dicts and are serialised in the process that has a core to spare.
+    """
+    events, truth = _generate(rng_seed, n, start_ms, days, mix, serialise=True)
+    ids = [f"ent{i:05d}" for i in range(n)]
+    return [(ts, ids[i], payload) for ts, i, payload in events], truth
