@@ -16,8 +16,16 @@ from riskmon.eventtime import MS_PER_DAY, MS_PER_HOUR, fmt_ts
 LOCAL_OFFSET_MS = 8 * MS_PER_HOUR  # customers live in UTC+8; times of day are drawn in local time
 
 
+_HOUR_MINUTES = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(24 * 60))  # "HH:MM:" by minute of day
+_SECONDS = tuple(f"{s:02d}Z" for s in range(60))
+
+
 class TsFormatter:
-    """RFC 3339 UTC formatting of epoch ms with a per-day cache of the date prefix."""
+    """RFC 3339 UTC formatting of epoch ms with a per-day cache of the date prefix.
+
+    The clock time of a whole second is joined from two precomputed tables (minute of day, second),
+    so the common case does no integer formatting at all.
+    """
 
     __slots__ = ("_days",)
 
@@ -31,11 +39,11 @@ class TsFormatter:
             prefix = fmt_ts(day * MS_PER_DAY)[:11]
             self._days[day] = prefix
         secs, milli = divmod(rem, 1000)
+        if not milli:
+            return prefix + _HOUR_MINUTES[secs // 60] + _SECONDS[secs % 60]
         h, secs = divmod(secs, 3600)
         m, s = divmod(secs, 60)
-        if milli:
-            return f"{prefix}{h:02d}:{m:02d}:{s:02d}.{milli:03d}Z"
-        return f"{prefix}{h:02d}:{m:02d}:{s:02d}Z"
+        return f"{prefix}{h:02d}:{m:02d}:{s:02d}.{milli:03d}Z"
 
 
 # Relative purchase intensity per local hour (00..23): quiet nights, lunch and evening peaks.

@@ -69,38 +69,51 @@ def write_truth(sim: Simulation, truth_path: str | Path | None) -> None:
 
 
 def write_lines(sim: Simulation, path: str | Path, progress: Progress | None = None) -> int:
-    """Write a built run as JSONL; returns bytes written."""
+    """Write a built run as JSONL; returns bytes written.
+
+    Why the shape of the loop: a line is ``prefix + payload + "}\\n"`` where the prefix depends only on
+    (topic, key, raw or not), so prefixes are cached and each block of lines is written with one
+    ``join`` of the pieces instead of concatenating a new bytes object per line.
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    prefixes: dict[tuple[str, str, bool], bytes] = {}
-    total = len(sim.lines)
-    step = max(1, total // 100)
+    prefixes: dict[str, dict[str, bytes]] = {}
+    raw_prefixes: dict[tuple[str, str], bytes] = {}
+    lines = sim.lines
+    total = len(lines)
+    block = max(1, min(8192, total // 100 or 1))
     written = 0
+    end = b"}\n"
     with open(path, "wb", buffering=1 << 20) as fh:
-        buf: list[bytes] = []
-        for n, line in enumerate(sim.lines):
-            topic, key, payload, is_raw = line[3], line[4], line[5], line[7]
-            pk = (topic, key, is_raw)
-            prefix = prefixes.get(pk)
-            if prefix is None:
-                prefix = b'{"topic":' + orjson.dumps(topic) + b',"key":' + orjson.dumps(key) + (
-                    b',"raw":' if is_raw else b',"value":')
-                prefixes[pk] = prefix
-            if is_raw:
-                payload = orjson.dumps(payload.decode("utf-8"))
-            buf.append(prefix + payload + b"}\n")
-            if len(buf) >= 4096:
-                chunk = b"".join(buf)
-                written += len(chunk)
-                fh.write(chunk)
-                buf.clear()
-            if progress is not None and n % step == 0:
-                progress(n, total)
-        chunk = b"".join(buf)
-        written += len(chunk)
-        fh.write(chunk)
+        for lo in range(0, total, block):
+            parts: list[bytes] = []
+            extend = parts.extend
+            for line in lines[lo:lo + block]:
+                topic, key, payload = line[3], line[4], line[5]
+                if line[7]:  # raw payload: a JSON string field, not an object
+                    prefix = raw_prefixes.get((topic, key))
+                    if prefix is None:
+                        prefix = raw_prefixes[(topic, key)] = _prefix(topic, key, b',"raw":')
+                    payload = orjson.dumps(payload.decode("utf-8"))
+                else:
+                    by_key = prefixes.get(topic)
+                    if by_key is None:
+                        by_key = prefixes[topic] = {}
+                    prefix = by_key.get(key)
+                    if prefix is None:
+                        prefix = by_key[key] = _prefix(topic, key, b',"value":')
+                extend((prefix, payload, end))
+            chunk = b"".join(parts)
+            written += len(chunk)
+            fh.write(chunk)
+            if progress is not None:
+                progress(min(lo + block, total), total)
     if progress is not None:
         progress(total, total)
     return written
+
+
+def _prefix(topic: str, key: str, field: bytes) -> bytes:
+    return b'{"topic":' + orjson.dumps(topic) + b',"key":' + orjson.dumps(key) + field
 
 
 def timed_simulate(config: SimConfig, workers: int = 1) -> tuple[Simulation, float, float]:
