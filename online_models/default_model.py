@@ -73,19 +73,13 @@ class DefaultModel:
         return self.trust >= 1.0
 
     def model_pd(self, x: dict[str, float]) -> float:
-        """The learned model's probability, corrected from balanced training back to the base rate.
+        """The learned model's probability.
 
-        Training weighs each class by the inverse of its running frequency, so the rare positives are not
-        drowned by the negatives (which also resolve 30 days earlier). That changes the odds by the
-        ratio of class weights; multiplying the odds back by the observed prior restores calibration.
+        Plain (unweighted) logistic loss keeps it calibrated: both classes resolve at the same horizon,
+        so the label stream has the true class balance. (Class-balanced weights with a prior correction
+        were tried: SGD with weights up to 50 on the rare positives saturated many scores at 1.0.)
         """
-        q = float(self.pipeline.predict_proba_one(model_inputs(x)).get(True, 0.0))
-        if self.n_positive == 0 or self.n_positive == self.n_labels:
-            return q
-        q = min(max(q, 1e-9), 1 - 1e-9)
-        prior_odds = self.n_positive / (self.n_labels - self.n_positive)
-        odds = q / (1 - q) * prior_odds
-        return odds / (1 + odds)
+        return float(self.pipeline.predict_proba_one(model_inputs(x)).get(True, 0.0))
 
     def predict_one(self, x: dict[str, float]) -> float:
         """Decision probability: scorecard while cold, blended during hand-over, model when warm."""
@@ -100,17 +94,7 @@ class DefaultModel:
         """Learn one resolved label (called only when the label is known in event time)."""
         self.n_labels += 1
         self.n_positive += int(bool(y))
-        x = model_inputs(x)
-        n_class = self.n_positive if y else self.n_labels - self.n_positive
-        weight = min(50.0, self.n_labels / (2.0 * n_class))  # balanced class weights, capped
-        for name, step in self.pipeline.steps.items():
-            if name == "LogisticRegression":
-                step.learn_one(self._scaled(x), bool(y), w=weight)
-            else:
-                step.learn_one(x)
-
-    def _scaled(self, x: dict[str, float]) -> dict[str, float]:
-        return self.pipeline["StandardScaler"].transform_one(x)
+        self.pipeline.learn_one(model_inputs(x), bool(y))
 
     def to_bytes(self) -> bytes:
         """Checkpoint (pickle: River models are plain Python objects; the blob stays in our Redis)."""

@@ -22,7 +22,7 @@ WEIGHTS: dict[str, float] = {
     "count_30d": 0.1,
     "repay_to_spend_30d": -0.25,
     "log_velocity_24h": 0.2,
-    "anomaly": 1.5,  # purchase-anomaly score in [0, 1] (bust-out / takeover bursts)
+    "anomaly": 0.8,  # purchase-anomaly percentile in [0, 1] (bust-out / takeover bursts)
 }
 INTERCEPT = -5.2
 

@@ -91,9 +91,11 @@ def decision_checks(outputs: dict[str, list[dict]], accounts: dict[str, dict], t
     for c in outputs.get("limit-changes", []):
         limits[c["user_id"]].append(c)
     flags = defaultdict(list)
+    flag_kind = defaultdict(list)
     for a in outputs.get("alerts", []):
         if a["kind"] == "fraud_suspected":
             flags[a["subject_id"]].append(parse_ts(a["ts"]))
+            flag_kind[a["subject_id"]].append("fraud")
     for u, cs in limits.items():
         flags[u] += [parse_ts(c["ts"]) for c in cs if c["action"] == "lower"]
     util_by_user = defaultdict(list)
@@ -102,13 +104,19 @@ def decision_checks(outputs: dict[str, list[dict]], accounts: dict[str, dict], t
     prime = [u for u, t in users.items() if t["segment"] == "prime"]
     raised = [u for u in prime if any(c["action"] == "raise" for c in limits[u])]
     bust = [u for u, t in users.items() if t["segment"] == "bust_out" and t.get("bust_out_ts")]
-    caught = []
+    caught, lowered_before = [], []
     for u in bust:
         start = users[u]["bust_out_ts"]
         maxed = [ts for ts, util in sorted(util_by_user[u]) if ts >= start and util >= 0.95]
         maxout = maxed[0] if maxed else None
-        if any(f < maxout for f in flags[u]) if maxout is not None else bool(flags[u]):
+        # caught = flagged or lowered during the burst, strictly before the purchase that maxed out
+        if any(start <= f and (maxout is None or f < maxout) for f in flags[u]):
             caught.append(u)
+        elif any(start - 30 * MS_PER_DAY <= f < start for f in flags[u]):
+            lowered_before.append(u)
+    good = [u for u, t in users.items() if t["segment"] in ("prime", "near_prime")]
+    good_flagged = [u for u in good if any(a == "fraud" for a in flag_kind[u])]
+    good_lowered = [u for u in good if any(c["action"] == "lower" for c in limits[u])]
     end = truth["end_ms"] - lateness_ms
     defaulted = [u for u, t in users.items() if t.get("default_ts") is not None and t["default_ts"] <= end]
     frozen = [u for u in defaulted if any(c["action"] == "freeze" for c in limits[u])]
@@ -122,6 +130,10 @@ def decision_checks(outputs: dict[str, list[dict]], accounts: dict[str, dict], t
         "bust_out_users": len(bust),
         "bust_out_caught_before_maxout": len(caught),
         "bust_out_caught_share": len(caught) / len(bust) if bust else None,
+        "bust_out_lowered_in_30d_before_burst_only": len(lowered_before),
+        "good_users": len(good),
+        "good_users_fraud_flagged": len(good_flagged),
+        "good_users_lowered": len(good_lowered),
         "reached_30dpd": len(defaulted),
         "reached_30dpd_frozen": len(frozen),
         "unfrozen_defaulters": sorted(set(defaulted) - set(frozen))[:20],
