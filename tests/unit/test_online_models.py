@@ -40,7 +40,7 @@ def test_model_learns_ranking_and_checkpoint_restores_it_exactly() -> None:
     assert [restored.predict_one(x) for x, _ in test] == preds
 
 
-def test_prior_correction_keeps_probabilities_near_the_base_rate() -> None:
+def test_probabilities_stay_near_the_base_rate() -> None:
     m = DefaultModel(min_labels=100, min_positive=20)
     data = _data(8000, seed=3)
     for x, y in data:
