@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-import orjson
+from orjson import dumps
 
 from riskmon.contract import TOPIC_ACCOUNTS, TOPIC_PURCHASES, TOPIC_REPAYMENTS
 from riskmon.eventtime import MS_PER_DAY, MS_PER_HOUR
@@ -133,10 +133,6 @@ def limit_for(rng: random.Random, attrs: dict[str, Any]) -> int:
     return max(MIN_LIMIT_FEN, min(MAX_LIMIT_FEN, int(cny / 100) * 100_00))
 
 
-def _amount(rng: random.Random, fen: int) -> str | float:
-    return fen / 100 if rng.random() < NUMERIC_AMOUNT_SHARE else fmt(fen)
-
-
 class Customer:
     """One customer's simulation; ``run`` returns their events and ``truth`` their ground truth."""
 
@@ -173,7 +169,7 @@ class Customer:
 
     def _emit(self, ts: int, topic: str, value: dict[str, Any]) -> None:
         self._eseq += 1
-        self.entries.append((ts, self.index, self._eseq, topic, self.user_id, orjson.dumps(value)))
+        self.entries.append((ts, self.index, self._eseq, topic, self.user_id, dumps(value)))
 
     # -- behaviour --------------------------------------------------------------------------------------
     def run(self) -> list[Entry]:
@@ -237,35 +233,41 @@ class Customer:
         return self.entries
 
     def _book_purchase(self, ts: int, merchant: int, category: str, amount: int, n: int) -> None:
-        ctx, rng = self.ctx, self.rng
+        ctx, rng, uid = self.ctx, self.rng, self.user_id
         self._n_purchase += 1
-        order_id = f"o:{self.user_id}:{self._n_purchase}"
-        event_id = f"p:{self.user_id}:{self._n_purchase}"
-        self._emit(ts, TOPIC_PURCHASES, {
+        order_id = f"o:{uid}:{self._n_purchase}"
+        event_id = f"p:{uid}:{self._n_purchase}"
+        merchants = ctx.merchants
+        # the draw order (amount form, then channel) is part of the output: keep it
+        wire_amount = amount / 100 if rng.random() < NUMERIC_AMOUNT_SHARE else fmt(amount)
+        self._eseq += 1
+        self.entries.append((ts, self.index, self._eseq, TOPIC_PURCHASES, uid, dumps({
             "event_id": event_id,
             "ts": ctx.fmt_ts(ts),
-            "user_id": self.user_id,
+            "user_id": uid,
             "order_id": order_id,
-            "amount": _amount(rng, amount),
-            "merchant_id": ctx.merchants.ids[merchant],
+            "amount": wire_amount,
+            "merchant_id": merchants.ids[merchant],
             "category": category,
-            "channel": ctx.merchants.channel_of(rng, merchant),
+            "channel": merchants.channel_of(rng, merchant),
             "installments": n,
-        })
+        })))
         self.sched.purchase(ts, event_id, amount, n, order_id)
 
     def _repay(self, ts: int, amount: int) -> None:
-        rng = self.rng
+        rng, uid = self.rng, self.user_id
         self._n_repay += 1
         r = rng.random()
         method = self.method if r < 0.85 else METHODS[int((r - 0.85) / 0.15 * 4)]
-        self._emit(ts, TOPIC_REPAYMENTS, {
-            "event_id": f"r:{self.user_id}:{self._n_repay}",
+        wire_amount = amount / 100 if rng.random() < NUMERIC_AMOUNT_SHARE else fmt(amount)
+        self._eseq += 1
+        self.entries.append((ts, self.index, self._eseq, TOPIC_REPAYMENTS, uid, dumps({
+            "event_id": f"r:{uid}:{self._n_repay}",
             "ts": self.ctx.fmt_ts(ts),
-            "user_id": self.user_id,
-            "amount": _amount(rng, amount),
+            "user_id": uid,
+            "amount": wire_amount,
             "method": method,
-        })
+        })))
         self.sched.repay(ts, amount)
 
     def _purchase(self, ts: int) -> bool:

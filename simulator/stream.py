@@ -11,9 +11,9 @@ import gc
 import multiprocessing
 import os
 import random
+import traceback
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -38,7 +38,7 @@ Line = tuple[int, int, int, str, str, bytes, str, bool, tuple[str, str] | None]
 
 ENTERPRISE_INDEX_BASE = 1 << 40
 INJECTED_INDEX_BASE = 1 << 50
-CHUNKS_PER_WORKER = 4  # customer tasks per worker process: small enough to even out the load
+CUSTOMERS_PER_TASK = 50  # small tasks even out the load; a task costs only a shared-counter claim
 
 
 def ledger_defaults() -> tuple[int, int]:
@@ -77,14 +77,46 @@ class Simulation:
                 yield {"topic": line[3], "key": line[4], "value": orjson.loads(line[5])}
 
 
-def _customers(cfg: SimConfig, segments: list[str], lo: int, hi: int, default_limit_fen: int,
-               default_dpd: int) -> tuple[list[Line], dict[str, Any]]:
+class _Tasks:
+    """A run's work as numbered tasks: 0 = the enterprises, 1.. = chunks of customers.
+
+    Why tasks claimed from a shared counter: the parent and its forked workers all take the next task
+    until none is left, so the cores stay busy to the end whatever the load, and each worker sends
+    its results once (a per-task round trip cost more than small tasks save). Any split gives the same
+    run: customers have their own RNGs and results are assembled by task number.
+    """
+
+    def __init__(self, cfg: SimConfig, segments: list[str], default_limit_fen: int, default_dpd: int) -> None:
+        self.cfg = cfg
+        self.segments = segments
+        # built once before any fork, so workers share it copy-on-write
+        self.ctx = Context(cfg.seed, cfg.start_ms, cfg.end_ms, default_limit_fen, default_dpd,
+                           cfg.installments_truth)
+        chunks = max(1, -(-cfg.users // CUSTOMERS_PER_TASK))
+        self.bounds = [cfg.users * k // chunks for k in range(chunks + 1)]
+        self.count = chunks + 1
+
+    def run(self, k: int) -> tuple[list[Line], Any]:
+        """Do task ``k``: (sorted valid lines, enterprise truth list or user truth dict)."""
+        if k == 0:
+            return _enterprises(self.cfg)
+        return _customers(self.cfg, self.ctx, self.segments, self.bounds[k - 1], self.bounds[k])
+
+    def run_claimed(self, claim: Callable[[], int | None]) -> dict[int, tuple[list[Line], Any]]:
+        """Run tasks as long as ``claim`` hands out task numbers."""
+        done = {}
+        while (k := claim()) is not None:
+            done[k] = self.run(k)
+        return done
+
+
+def _customers(cfg: SimConfig, ctx: Context, segments: list[str], lo: int, hi: int,
+               ) -> tuple[list[Line], dict[str, Any]]:
     """Simulate customers ``lo..hi-1`` (each has its own RNG, so any split gives the same result).
 
     The events come back as valid :data:`Line` tuples sorted by (ts, subject, sequence), so the parent
     only merges sorted runs and fault injection re-uses the tuples of events it leaves alone.
     """
-    ctx = Context(cfg.seed, cfg.start_ms, cfg.end_ms, default_limit_fen, default_dpd, cfg.installments_truth)
     entries: list[tuple[int, int, int, str, str, bytes]] = []
     users: dict[str, Any] = {}
     width = max(5, len(str(cfg.users)))
@@ -105,7 +137,7 @@ def _enterprises(cfg: SimConfig) -> tuple[list[Line], list[dict]]:
 
 
 def default_workers(cfg: SimConfig) -> int:
-    """Worker processes the CLI uses for customers: one per CPU (max 4) for big runs, else 1."""
+    """Processes the CLI uses (incl. itself): one per CPU (max 4) for big runs, else 1."""
     return min(os.cpu_count() or 1, 4) if cfg.users >= 1000 else 1
 
 
@@ -127,12 +159,68 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _counter_claim(counter: Any, count: int) -> Callable[[], int | None]:
+    """A claim function over a shared ``multiprocessing.Value``: the next task number, or None."""
+    def claim() -> int | None:
+        with counter.get_lock():
+            k = counter.value
+            if k >= count:
+                return None
+            counter.value = k + 1
+        return k
+    return claim
+
+
+def _worker(tasks: _Tasks, claim: Callable[[], int | None], conn: Any) -> None:
+    """Forked worker: run claimed tasks, then send ``(True, results)`` or ``(False, traceback)``."""
+    try:
+        conn.send((True, tasks.run_claimed(claim)))
+    except BaseException:  # noqa: BLE001 - any failure must reach the parent, which raises it
+        conn.send((False, traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _run_parallel(tasks: _Tasks, processes: int) -> dict[int, tuple[list[Line], Any]]:
+    """Run all tasks on this process plus ``processes - 1`` forked workers."""
+    mp = multiprocessing.get_context("fork")
+    # The parent takes the enterprises (task 0) itself: per second of work they are four times as many
+    # lines as customers, and lines made here need not be pickled back. Workers claim from task 1.
+    claim = _counter_claim(mp.Value("i", 1), tasks.count)
+    workers = []
+    try:
+        for _ in range(processes - 1):
+            recv, send = mp.Pipe(duplex=False)
+            proc = mp.Process(target=_worker, args=(tasks, claim, send), daemon=True)
+            proc.start()
+            send.close()
+            workers.append((proc, recv))
+        results = {0: tasks.run(0)}
+        results.update(tasks.run_claimed(claim))
+        for proc, recv in workers:
+            try:
+                ok, payload = recv.recv()
+            except EOFError:
+                raise RuntimeError(f"simulator worker {proc.pid} died (exit code {proc.exitcode})") from None
+            if not ok:
+                raise RuntimeError(f"simulator worker failed:\n{payload}")
+            results.update(payload)
+    finally:
+        for proc, recv in workers:
+            recv.close()
+            if proc.is_alive():
+                proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    return results
+
+
 def simulate(cfg: SimConfig, default_limit_fen: int | None = None, default_dpd: int | None = None,
              workers: int = 1) -> Simulation:
     """Build the whole run in memory (deterministic in ``cfg``, whatever ``workers`` is).
 
-    ``workers > 1`` forks that many processes; they take the enterprises (one task, submitted first as
-    it is the longest) and the customers in small chunks, so the cores stay busy until the end. Only do
+    ``workers > 1`` uses this process plus ``workers - 1`` forked ones (see :class:`_Tasks`). Only do
     that from a process without other threads (the CLI), since forking a multithreaded process can
     deadlock the child.
     """
@@ -141,25 +229,20 @@ def simulate(cfg: SimConfig, default_limit_fen: int | None = None, default_dpd: 
         default_limit_fen = pol_limit if default_limit_fen is None else default_limit_fen
         default_dpd = pol_dpd if default_dpd is None else default_dpd
     segments = assign_segments(cfg)
-    n = max(1, min(workers, cfg.users))
-    valid: list[Line] = []
-    users: dict[str, Any] = {}
     with _no_cyclic_gc():
+        tasks = _Tasks(cfg, segments, default_limit_fen, default_dpd)
+        n = max(1, min(workers, tasks.count))
         if n > 1 and "fork" in multiprocessing.get_all_start_methods():
-            chunks = min(cfg.users, n * CHUNKS_PER_WORKER)
-            bounds = [cfg.users * k // chunks for k in range(chunks + 1)]
-            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-                ent_future = pool.submit(_enterprises, cfg)
-                futures = [pool.submit(_customers, cfg, segments, bounds[k], bounds[k + 1], default_limit_fen,
-                                       default_dpd) for k in range(chunks)]
-                for fut in futures:
-                    part, part_users = fut.result()
-                    valid += part
-                    users.update(part_users)
-                ent_lines, ent_truth = ent_future.result()
+            results = _run_parallel(tasks, n)
         else:
-            valid, users = _customers(cfg, segments, 0, cfg.users, default_limit_fen, default_dpd)
-            ent_lines, ent_truth = _enterprises(cfg)
+            results = {k: tasks.run(k) for k in range(tasks.count)}
+        valid: list[Line] = []
+        users: dict[str, Any] = {}
+        for k in range(1, tasks.count):
+            part, part_users = results[k]
+            valid += part
+            users.update(part_users)
+        ent_lines, ent_truth = results[0]
         valid += ent_lines
         valid.sort()  # merges the sorted runs; (ts, subject, sequence) is unique
         lines = _inject(cfg, valid)
