@@ -7,8 +7,8 @@ arithmetic. The output is identical to :func:`riskmon.eventtime.fmt_ts` (a unit 
 
 from __future__ import annotations
 
-import bisect
 import random
+from bisect import bisect_right
 from itertools import accumulate
 
 from riskmon.eventtime import MS_PER_DAY, MS_PER_HOUR, fmt_ts
@@ -71,7 +71,7 @@ class HourOfDay:
 
     def offset_ms(self, rng: random.Random) -> int:
         """Milliseconds after UTC midnight of a local time of day (whole seconds)."""
-        hour = bisect.bisect_right(self._cum, rng.random() * self._total)
+        hour = bisect_right(self._cum, rng.random() * self._total)
         local_s = min(hour, 23) * 3600 + int(rng.random() * 3600)
         return ((local_s * 1000) - LOCAL_OFFSET_MS) % MS_PER_DAY
 

@@ -294,12 +294,16 @@ class Customer:
     def _plan_payments(self, ts: int, n: int) -> None:
         """Decide, when a purchase is made, when each of its installments will be paid."""
         ctx, rng, seg = self.ctx, self.rng, self.segment
+        always_early = seg in ("prime", "bust_out", "cure_after_late")
+        near_prime = seg == "near_prime"
+        early_max = 5.0 if seg == "prime" else 3.0
+        end_ms = ctx.end_ms
         for k in range(1, n + 1):
             due = ts + k * 30 * MS_PER_DAY
-            if due - 6 * MS_PER_DAY >= ctx.end_ms:
+            if due - 6 * MS_PER_DAY >= end_ms:
                 break
-            if seg in ("prime", "bust_out", "cure_after_late") or (seg == "near_prime" and rng.random() < 0.75):
-                early = rng.uniform(0.5, 5.0 if seg == "prime" else 3.0)
+            if always_early or (near_prime and rng.random() < 0.75):
+                early = rng.uniform(0.5, early_max)
                 pay = ctx.at_day(ctx.day_of(due - int(early * MS_PER_DAY)), ctx.paying_hours, rng)
                 if pay >= due - MS_PER_HOUR:
                     pay -= MS_PER_DAY

@@ -6,9 +6,9 @@ signal if a merchant keeps its category and mostly its channel across a run.
 
 from __future__ import annotations
 
-import bisect
 import math
 import random
+from bisect import bisect_right
 from itertools import accumulate
 
 from riskmon.contract import CATEGORIES
@@ -53,14 +53,14 @@ class Merchants:
         self._cat_cum = list(accumulate(p[0] for p in CATEGORY_PROFILE.values()))
         self.ids = [f"m{i:05d}" for i in range(n)]
         self.category = [self.draw_category(rng) for _ in range(n)]
-        self.channel = [CHANNELS[bisect.bisect_right(_CHANNEL_CUM, rng.random() * 100)] for _ in range(n)]
+        self.channel = [CHANNELS[bisect_right(_CHANNEL_CUM, rng.random() * 100)] for _ in range(n)]
         self.by_category: dict[str, list[int]] = {c: [] for c in self._cat_names}
         for i, c in enumerate(self.category):
             self.by_category[c].append(i)
 
     def draw_category(self, rng: random.Random) -> str:
         """A category with everyday-basket weights."""
-        return self._cat_names[bisect.bisect_right(self._cat_cum, rng.random() * self._cat_cum[-1])]
+        return self._cat_names[bisect_right(self._cat_cum, rng.random() * self._cat_cum[-1])]
 
     def pool(self, rng: random.Random, size: int) -> list[int]:
         """A customer's usual merchants."""
@@ -75,7 +75,7 @@ class Merchants:
         """Mostly the merchant's main channel, sometimes another one."""
         if rng.random() < 0.8:
             return self.channel[merchant]
-        return CHANNELS[bisect.bisect_right(_CHANNEL_CUM, rng.random() * 100)]
+        return CHANNELS[bisect_right(_CHANNEL_CUM, rng.random() * 100)]
 
 
 def basket_fen(rng: random.Random, category: str, scale: float) -> int:
@@ -89,5 +89,5 @@ def plan_for(rng: random.Random, amount_fen: int) -> int:
     """Number of installments, with realistic weights that grow with the amount."""
     for hi, cum in _PLAN_CUM:
         if amount_fen <= hi:
-            return PLANS[bisect.bisect_right(cum, rng.random() * cum[-1])]
+            return PLANS[bisect_right(cum, rng.random() * cum[-1])]
     return 1  # pragma: no cover - last band is unbounded
