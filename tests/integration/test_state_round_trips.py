@@ -35,6 +35,7 @@ class Msg:
     partition: int
     offset: int
     refs: int = 1
+    timestamp: float | None = 1772352000.0  # Faust gives the Kafka timestamp in seconds
 
     def incref(self) -> None:
         self.refs += 1
