@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import faust
-from riskmon.ews.service import EwsService
 
 from riskmon.config import Settings
 from riskmon.contract import TOPIC_METRICS, Rejected, decode
+from riskmon.ews.service import EwsService
 from streams.emit import dead_letter_for, publish
 from streams.topics import input_topic
 
