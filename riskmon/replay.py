@@ -74,7 +74,10 @@ class OutputCollector:
             consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                      auto_offset_reset="earliest", consumer_timeout_ms=500,
                                      fetch_max_bytes=16 * 1024 * 1024)
-            tps = [TopicPartition(self.prefix + t, p) for t in out.OUTPUT_TOPICS
+            topics = list(out.OUTPUT_TOPICS)
+            if self.sink is not None:  # the metric facts come from the input topic itself
+                topics.append(contract.TOPIC_METRICS)
+            tps = [TopicPartition(self.prefix + t, p) for t in topics
                    for p in (consumer.partitions_for_topic(self.prefix + t) or ())]
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
@@ -82,8 +85,13 @@ class OutputCollector:
             while not self._stop.is_set():
                 for topic_records in consumer.poll(timeout_ms=200, max_records=5000).values():
                     for msg in topic_records:
-                        rec = orjson.loads(msg.value)
                         topic = unprefixed(msg.topic, self.prefix)
+                        if topic == contract.TOPIC_METRICS:
+                            ev = contract.decode(topic, msg.value)
+                            if not isinstance(ev, contract.Rejected):  # dead letters are not facts
+                                self.sink.add(topic, orjson.loads(msg.value))
+                            continue
+                        rec = orjson.loads(msg.value)
                         bucket = self.records.setdefault(topic, {})
                         rid = record_id(rec)
                         self.consumed[topic] += 1
@@ -101,7 +109,8 @@ class OutputCollector:
         if self.error:
             raise RuntimeError(f"output collector failed: {self.error!r}") from self.error
         pos = getattr(self, "positions", None)
-        return pos is not None and all(pos.get(tp, 0) >= end for tp, end in end_offsets.items())
+        return pos is not None and all(pos.get(tp, 0) >= end for tp, end in end_offsets.items()
+                                       if unprefixed(tp.topic, self.prefix) != contract.TOPIC_METRICS)
 
     def stop(self) -> None:
         """Stop consuming."""
