@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     dash_dir = settings.var_dir / "dashboards"
     export(dash_dir)
     report = write_report(dsn, base / "report.html")
+    empty = _empty_panels(dsn)
     table = Table(title="summary")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -113,5 +114,34 @@ def run(args: argparse.Namespace) -> int:
     ok = summary["events_valid"] == truth["events_valid"] and summary["dead_letters"] == truth["bad"]
     console.print(f"ground truth: valid {truth['events_valid']}, bad {truth['bad']} -> "
                   + ("[green]match[/green]" if ok else "[red]MISMATCH[/red]"))
+    console.print("every dashboard panel query returns data" if not empty
+                  else f"[yellow]panels without data: {empty}[/yellow]")
     console.print(f"outputs: {res.out_dir}\ndashboards: {dash_dir}\nreport: {report}")
     return 0 if ok else 1
+
+
+def _empty_panels(dsn: str) -> list[str]:
+    """Run every Grafana panel's SQL over the whole event-time range of the data; list those with no rows."""
+    from datetime import UTC, timedelta
+
+    from dashboards.catalog import DASHBOARDS
+    from dashboards.macros import ALL, TimeRange, dashboard_all_values, expand
+    from dashboards.model import dashboard_json
+    from sinks.clickhouse.client import connect
+
+    client = connect(dsn)
+    try:
+        lo, hi = client.query("SELECT min(ts), max(ts) FROM decisions FINAL").result_rows[0]
+        tr = TimeRange(lo.replace(tzinfo=UTC), hi.replace(tzinfo=UTC) + timedelta(days=1))
+        empty = []
+        for dash in DASHBOARDS:
+            model = dashboard_json(dash)
+            for panel in model["panels"]:
+                for target in panel.get("targets", []):
+                    sql = expand(target["rawSql"], tr, {"channel": ALL, "segment": ALL, "industry": ALL},
+                                 dashboard_all_values(model))
+                    if not client.query(sql).result_rows:
+                        empty.append(f"{model['title']} / {panel['title']}")
+        return empty
+    finally:
+        client.close()
