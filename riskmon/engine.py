@@ -36,7 +36,6 @@ class BatchResult:
     outputs: list[Emitted] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
-    labels_learned: int = 0
 
 
 class Engine:
@@ -50,7 +49,6 @@ class Engine:
         self.model = model or DefaultModel()
         self.anomaly = anomaly or PurchaseAnomaly()
         self.metrics = Prequential()
-        self.model_metrics = Prequential()
         self.worker_id = worker_id
         self.metrics_every = metrics_every
         self.contact = ContactWindow(policy)
@@ -65,7 +63,6 @@ class Engine:
         # (features, p_decision, p_model, label, resolved_ts, model_was_warm) of every learnt label, when set
         self.label_log: list[tuple[dict[str, float], float, float, bool, int, bool]] | None = None
         self._out: list[Emitted] = []
-        self._labels = 0
 
     # ------------------------------------------------------------------ batch entry point
     def process(self, events: Iterable[UserEvent], states: dict[str, AccountState], watermark: int,
@@ -78,7 +75,6 @@ class Engine:
         order in which events of different topics arrived, only on their event times.
         """
         self._out = []
-        self._labels = 0
         res = BatchResult()
         touched: set[str] = set()
         for ev in events:
@@ -96,7 +92,6 @@ class Engine:
             if not st.is_new:
                 st.prune(max(min(watermark, st.coll_cursor), st.opened_ts), self.dedup_window_ms)
         res.outputs = self._out
-        res.labels_learned = self._labels
         self._out = []
         return res
 
@@ -467,12 +462,9 @@ class Engine:
     def _learn(self, lab: list[Any], y: bool, ts: int) -> None:
         x, p_decision, p_model, warm = lab[2], lab[3], lab[4], bool(lab[5])
         self.metrics.update(p_decision, y)
-        if warm:
-            self.model_metrics.update(p_model, y)
         if self.label_log is not None:
             self.label_log.append((x, p_decision, p_model, y, ts, warm))
         self.model.learn_one(x, y)
-        self._labels += 1
         self.labels_since_checkpoint += 1
         if self.metrics.n % self.metrics_every == 0:
             self._out.append((out.TOPIC_MODEL_METRICS, self.worker_id, out.model_metric(

@@ -67,7 +67,6 @@ class CommitResult:
 
     ok: bool
     conflicts: list[str]
-    global_max_seen: int
 
 
 class AccountStore:
@@ -129,7 +128,7 @@ class AccountStore:
             args += [name, n]
         for key, blob in (checkpoints or {}).items():
             args += [key, blob]
-        ok, conflicts, cur = await self._commit(args=args)
+        ok, conflicts, _max_seen = await self._commit(args=args)
         self.round_trips += 1
         if ok:
             for st in states:
@@ -137,7 +136,7 @@ class AccountStore:
                 self._remember(st.user_id, st)
         else:
             self.invalidate([c.decode() if isinstance(c, bytes) else c for c in conflicts])
-        return CommitResult(bool(ok), [c.decode() if isinstance(c, bytes) else c for c in conflicts], int(cur))
+        return CommitResult(bool(ok), [c.decode() if isinstance(c, bytes) else c for c in conflicts])
 
     async def timers_of(self, partitions: list[int]) -> list[tuple[int, str, int]]:
         """All (instant, user, partition) timers of the given partitions (after an assignment)."""
