@@ -127,13 +127,7 @@ def write_simulation(sim: Simulation, path: str | Path, truth_path: str | Path |
                      progress: Progress | None = None) -> Stats:
     """Write a built run as JSONL plus (optionally) its truth file."""
     c0, t0 = _cpu(), time.perf_counter()
-    size = write_lines(sim, path, progress)
-    write_truth(sim, truth_path)
-    stats = _stats(sim)
-    stats.bytes = size
-    stats.write_seconds = time.perf_counter() - t0
-    stats.cpu_seconds = _cpu() - c0
-    return stats
+    return _finish(sim, write_lines(sim, path, progress), truth_path, c0, t0)
 
 
 def write_jsonl(config: SimConfig, path: str | Path, truth_path: str | Path | None = None,
@@ -213,7 +207,11 @@ def produce_simulation(sim: Simulation, bootstrap: str, truth_path: str | Path |
 
     c0, t0 = _cpu(), time.perf_counter()
     ensure_topics(normalise_bootstrap(bootstrap), partitions or Settings().partitions)
-    size = produce_lines(sim, bootstrap, progress)
+    return _finish(sim, produce_lines(sim, bootstrap, progress), truth_path, c0, t0)
+
+
+def _finish(sim: Simulation, size: int, truth_path: str | Path | None, c0: float, t0: float) -> Stats:
+    """Write the truth file and fill the run's stats (shared by the file and Kafka outputs)."""
     write_truth(sim, truth_path)
     stats = _stats(sim)
     stats.bytes = size
