@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from river import anomaly
 
-FORMAT = 2
+FORMAT = 3
 
 
 def _squash(v: float, scale: float) -> float:
@@ -31,6 +31,8 @@ def anomaly_inputs(f: dict[str, float]) -> dict[str, float]:
         "util_jump": min(1.0, max(0.0, f.get("util_jump", 0.0))),
         "amount_to_limit": min(1.0, max(0.0, f.get("amount_to_limit", 0.0))),
         "count_24h": _squash(f.get("count_24h", 0.0), 4.0),
+        "new_merchants_24h": _squash(f.get("new_merchants_24h", 0.0), 2.0),
+        "spend_24h_to_limit": min(1.0, max(0.0, f.get("spend_24h", 0.0) / max(f.get("limit", 1.0), 1.0))),
     }
 
 

@@ -1,34 +1,89 @@
 """The online default model: P(an installment of this account reaches 30 DPD), learnt on delayed labels.
 
-A River pipeline (StandardScaler | LogisticRegression) learns only when a label resolves (paid, or 30
-DPD reached), with the feature vector frozen at decision time. Until ``min_labels`` labels have been
-learnt the scorecard prior carries the decision; the two are blended over the hand-over so decisions do
-not jump. ``version`` changes with every checkpoint so each output can name the model that scored it.
+Two scorers see every purchase:
+
+- the **scorecard** (``online_models/scorecard.py``): hand-set, transparent, right from the first event;
+- the **learned model**: a River ``StandardScaler | LogisticRegression`` over fixed feature transforms
+  (:func:`model_features`), learning only when a label resolves, with the feature vector frozen at
+  decision time.
+
+Which of the two carries decisions is decided the way a risk team promotes a challenger: on the labels
+that resolved most recently, both predictions (made at decision time, before the label was known) are
+compared by exact AUC; the learned model takes over when it ranks better by a margin, and hands back if
+it falls behind by the same margin (hysteresis, so decisions do not flap). Measured on the simulator, a
+learned model trained on the first cohort's labels ranks the next cohort worse than the scorecard
+(its positives are a different mix: bust-outs appear, subprime customers start stopping), so a count of
+labels alone is the wrong hand-over rule (docs/model.md).
+
+``version`` moves with every label learnt so each output names the model state that scored it.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
+from collections import deque
 from dataclasses import dataclass, field
 
 from river import compose, linear_model, optim, preprocessing
 
+from online_models.metrics import exact_auc
 from online_models.scorecard import scorecard_pd
 
-FORMAT = 1
+FORMAT = 2
 
-# Features that grow with calendar time are kept out of the model. Labels resolve at different delays by
-# class (a paid installment resolves at payment, a default only at 30 DPD, a month later), so at any
-# moment the positives being learnt were decided ~30 days before the negatives: any feature that trends
-# with time (account age, count of resolved installments) becomes a spurious proxy for the label, and
-# flips sign when the model scores today's decisions. Measured: with account age in, prequential AUC at
-# decision time fell to 0.37 in late periods (docs/model.md).
-CALENDAR_TRENDING = frozenset({"account_age_days", "n_resolved", "repay_to_spend_30d"})
+# Account age is kept out of the learned model: in a book where most accounts opened together, age is
+# calendar time, and a default hazard that peaks at a given age would only be learnt after that age has
+# passed for the cohort (the model would learn yesterday's lifecycle stage and apply it to today's).
+EXCLUDED = frozenset({"account_age_days"})
 
 
-def model_inputs(x: dict[str, float]) -> dict[str, float]:
-    """The decision-time features the model may use."""
-    return {k: v for k, v in x.items() if k not in CALENDAR_TRENDING}
+def model_features(x: dict[str, float]) -> dict[str, float]:
+    """Fixed transforms of the decision-time features: bounded, mostly in [0, 3].
+
+    Why fixed transforms ahead of the scaler: an online StandardScaler sees a feature that is constant for
+    the first weeks (no account has history yet) with a near-zero variance, and the first real values
+    then get z-scores in the hundreds; clipping and logs keep every input in a sane range from day one.
+    """
+    lim = max(x.get("limit", 1.0), 1.0)
+    dsr = x.get("days_since_repayment", -1.0)
+    n_res = x.get("n_resolved", 0.0)
+    return {
+        "bureau_score": x.get("bureau_score", 0.0),
+        "bureau_missing": x.get("bureau_missing", 0.0),
+        "income_band": x.get("income_band", 1.0) / 3.0,
+        "age_band": x.get("age_band", 1.0) / 3.0,
+        "city_tier": x.get("city_tier", 2.0) / 4.0,
+        "utilisation": min(2.0, x.get("utilisation", 0.0)),
+        "late_ratio": x.get("late_ratio", 0.0),
+        "on_time_ratio": x.get("on_time_ratio", 1.0),
+        "log_on_time": math.log1p(n_res * x.get("on_time_ratio", 1.0)) / 2.0,
+        "log_late": math.log1p(n_res * x.get("late_ratio", 0.0)) / 2.0,
+        "dpd_now": min(60.0, x.get("dpd_now", 0.0)) / 30.0,
+        "max_dpd": min(60.0, x.get("max_dpd", 0.0)) / 30.0,
+        "n_episodes": min(3.0, x.get("n_episodes", 0.0)),
+        "never_repaid": 1.0 if dsr < 0 else 0.0,
+        "log_days_since_repay": math.log1p(max(dsr, 0.0)) / 4.0,
+        "repay_to_spend": min(2.0, x.get("repay_to_spend_30d", 1.0)),
+        "log_count_24h": math.log1p(x.get("count_24h", 0.0)),
+        "log_count_7d": math.log1p(x.get("count_7d", 0.0)),
+        "log_count_30d": math.log1p(x.get("count_30d", 0.0)),
+        "spend24_to_limit": min(2.0, x.get("spend_24h", 0.0) / lim),
+        "spend7_to_limit": min(3.0, x.get("spend_7d", 0.0) / lim),
+        "spend30_to_limit": min(4.0, x.get("spend_30d", 0.0) / lim),
+        "log_velocity": math.log1p(max(0.0, x.get("velocity_24h", 0.0))) / 3.0,
+        "night_share": x.get("night_share_30d", 0.0),
+        "anomaly": x.get("anomaly", 0.0),
+        "amount_to_limit": min(2.0, x.get("amount_to_limit", 0.0)),
+        "util_jump": min(2.0, max(0.0, x.get("util_jump", 0.0))),
+        "new_merchants_24h": min(5.0, x.get("new_merchants_24h", 0.0)) / 5.0,
+        "installments": x.get("installments", 1.0) / 24.0,
+        "log_distinct_merchants_7d": math.log1p(x.get("distinct_merchants_7d", 0.0)),
+        "log_distinct_categories_7d": math.log1p(x.get("distinct_categories_7d", 0.0)),
+        "log_limit": math.log(lim / 5000.0),
+        "channel_web": x.get("channel_web", 0.0),
+        "channel_pos": x.get("channel_pos", 0.0),
+    }
 
 
 def _new_pipeline() -> compose.Pipeline:
@@ -38,74 +93,115 @@ def _new_pipeline() -> compose.Pipeline:
 
 
 @dataclass
-class DefaultModel:
-    """Online logistic regression with a scorecard prior and a checkpoint format.
+class ChampionGate:
+    """Decides whether the learned model (challenger) or the scorecard (champion) carries decisions.
 
-    >>> m = DefaultModel(min_labels=2, min_positive=1)
-    >>> p = m.predict_one({"utilisation": 0.9})
-    >>> m.learn_one({"utilisation": 0.9}, True); m.learn_one({"utilisation": 0.1}, False)
-    >>> m.n_labels, m.version
-    (2, 'dm1-2')
+    Keeps the last ``window`` resolved labels with both decision-time predictions and re-compares their
+    exact AUCs every ``every`` labels, once the window holds ``min_labels`` labels and ``min_positive``
+    positives.
     """
 
-    min_labels: int = 300
+    window: int = 2000
+    min_labels: int = 1000
+    min_positive: int = 30
+    margin: float = 0.005
+    every: int = 250
+    recent: deque[tuple[float, float, bool]] = field(default_factory=deque)
+    model_carries: bool = False
+    since_check: int = 0
+    last_auc: tuple[float, float] | None = None  # (scorecard, model) at the last comparison
+    switches: int = 0
+
+    def observe(self, p_scorecard: float, p_model: float, y: bool) -> None:
+        """Record one resolved label's two decision-time predictions; re-compare every ``every``."""
+        self.recent.append((p_scorecard, p_model, bool(y)))
+        if len(self.recent) > self.window:
+            self.recent.popleft()
+        self.since_check += 1
+        if self.since_check >= self.every:
+            self.since_check = 0
+            self._compare()
+
+    def _compare(self) -> None:
+        ys = [r[2] for r in self.recent]
+        pos = sum(ys)
+        if len(ys) < self.min_labels or pos < self.min_positive or pos == len(ys):
+            return
+        a_sc = exact_auc([r[0] for r in self.recent], ys)
+        a_m = exact_auc([r[1] for r in self.recent], ys)
+        self.last_auc = (a_sc, a_m)
+        carries = a_m > a_sc + self.margin if not self.model_carries else a_m >= a_sc - self.margin
+        if carries != self.model_carries:
+            self.switches += 1
+            self.model_carries = carries
+
+
+@dataclass
+class DefaultModel:
+    """Scorecard prior, online logistic regression, champion/challenger hand-over and a checkpoint format.
+
+    >>> m = DefaultModel()
+    >>> 0.0 < m.predict_one({"bureau_score": 1.0}) < 0.1
+    True
+    >>> m.learn_one({"utilisation": 0.9}, True, p_model=0.5); m.learn_one({"utilisation": 0.1}, False, p_model=0.5)
+    >>> m.n_labels, m.version, m.warm
+    (2, 'dm2-2', False)
+    """
+
     pipeline: compose.Pipeline = field(default_factory=_new_pipeline)
+    gate: ChampionGate = field(default_factory=ChampionGate)
     n_labels: int = 0
     n_positive: int = 0
+
+    @classmethod
+    def for_settings(cls, min_labels: int) -> DefaultModel:
+        """A fresh model whose gate needs ``min_labels`` resolved labels (``RISKMON_MIN_LABELS_FOR_MODEL``)."""
+        return cls(gate=ChampionGate(window=max(2000, min_labels), min_labels=min_labels))
 
     @property
     def version(self) -> str:
         """Model version: format and number of labels learnt (moves with learning)."""
         return f"dm{FORMAT}-{self.n_labels}"
 
-    min_positive: int = 100
-
-    @property
-    def trust(self) -> float:
-        """Weight of the learned model in decisions: grows with labels and, above all, with positives."""
-        if self.n_labels == 0:
-            return 0.0
-        return min(1.0, self.n_labels / max(1, self.min_labels), self.n_positive / max(1, self.min_positive))
-
     @property
     def warm(self) -> bool:
-        """True once the learned model carries the decision alone."""
-        return self.trust >= 1.0
+        """True while the learned model carries decisions (it beat the scorecard on recent labels)."""
+        return self.gate.model_carries
 
     def model_pd(self, x: dict[str, float]) -> float:
-        """The learned model's probability.
-
-        Plain (unweighted) logistic loss keeps it calibrated: both classes resolve at the same horizon,
-        so the label stream has the true class balance. (Class-balanced weights with a prior correction
-        were tried: SGD with weights up to 50 on the rare positives saturated many scores at 1.0.)
-        """
-        return float(self.pipeline.predict_proba_one(model_inputs(x)).get(True, 0.0))
-
-    def predict_one(self, x: dict[str, float]) -> float:
-        """Decision probability: scorecard while cold, blended during hand-over, model when warm."""
-        w = self.trust
-        if w <= 0.0:
+        """The learned model's probability (plain logistic loss: both classes resolve at one horizon, so
+        the label stream has the true class balance and probabilities stay calibrated)."""
+        if self.n_labels == 0:
             return scorecard_pd(x)
-        if w >= 1.0:
-            return self.model_pd(x)
-        return w * self.model_pd(x) + (1.0 - w) * scorecard_pd(x)
+        return float(self.pipeline.predict_proba_one(model_features(x)).get(True, 0.0))
 
-    def learn_one(self, x: dict[str, float], y: bool) -> None:
-        """Learn one resolved label (called only when the label is known in event time)."""
+    def predict_one(self, x: dict[str, float], p_model: float | None = None) -> float:
+        """Decision probability: the learned model when it carries, else the scorecard."""
+        if self.warm:
+            return self.model_pd(x) if p_model is None else p_model
+        return scorecard_pd(x)
+
+    def learn_one(self, x: dict[str, float], y: bool, p_model: float | None = None) -> None:
+        """Learn one resolved label (called only when the label is known in event time).
+
+        ``p_model`` is the learned model's prediction made at decision time (kept with the label); with
+        the scorecard's, recomputed from the frozen features, it feeds the champion/challenger gate.
+        """
+        if p_model is not None:
+            self.gate.observe(scorecard_pd(x), p_model, y)
         self.n_labels += 1
         self.n_positive += int(bool(y))
-        self.pipeline.learn_one(model_inputs(x), bool(y))
+        self.pipeline.learn_one(model_features(x), bool(y))
 
     def to_bytes(self) -> bytes:
         """Checkpoint (pickle: River models are plain Python objects; the blob stays in our Redis)."""
-        return pickle.dumps((FORMAT, self.min_labels, self.pipeline, self.n_labels, self.n_positive,
-                             self.min_positive))
+        return pickle.dumps((FORMAT, self.pipeline, self.gate, self.n_labels, self.n_positive))
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> DefaultModel:
         """Restore a checkpoint written by :meth:`to_bytes`."""
-        fmt, min_labels, pipeline, n_labels, n_positive, min_positive = pickle.loads(blob)  # noqa: S301
-        if fmt != FORMAT:
-            raise ValueError(f"unsupported default-model checkpoint format {fmt}")
-        return cls(min_labels=min_labels, pipeline=pipeline, n_labels=n_labels, n_positive=n_positive,
-                   min_positive=min_positive)
+        parts = pickle.loads(blob)  # noqa: S301 - our own checkpoint in our own Redis
+        if parts[0] != FORMAT:
+            raise ValueError(f"unsupported default-model checkpoint format {parts[0]} (this build reads {FORMAT})")
+        _, pipeline, gate, n_labels, n_positive = parts
+        return cls(pipeline=pipeline, gate=gate, n_labels=n_labels, n_positive=n_positive)

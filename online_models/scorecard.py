@@ -2,7 +2,9 @@
 
 Why: a River model fresh from a restart-of-history knows nothing; sending its 0.5 to the limit policy
 would lower everyone. The scorecard is a hand-set logistic score over a handful of features a credit
-officer can read, and it hands over to the learned model once enough labels have resolved.
+officer can read, and it hands over to the learned model once that model ranks recent labels better
+(``online_models.default_model.ChampionGate``). Payment-history depth (installments paid on time) is
+the strongest single term after the bureau score, as in bureau scorecards.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ WEIGHTS: dict[str, float] = {
     "repay_to_spend_30d": -0.25,
     "log_velocity_24h": 0.2,
     "anomaly": 0.8,  # purchase-anomaly percentile in [0, 1] (bust-out / takeover bursts)
+    "log_on_time": -0.5,  # ln(1 + installments paid on time): depth of good payment history
 }
 INTERCEPT = -5.2
 
@@ -33,7 +36,9 @@ def scorecard_pd(x: dict[str, float]) -> float:
     >>> round(scorecard_pd({"bureau_score": 1.5, "utilisation": 0.2}), 4) < 0.05
     True
     """
-    x = {**x, "log_velocity_24h": math.log1p(max(0.0, float(x.get("velocity_24h", 0.0))))}
+    on_time = float(x.get("n_resolved", 0.0)) * float(x.get("on_time_ratio", 1.0))
+    x = {**x, "log_velocity_24h": math.log1p(max(0.0, float(x.get("velocity_24h", 0.0)))),
+         "log_on_time": math.log1p(on_time)}
     z = INTERCEPT + sum(w * float(x.get(k, 0.0)) for k, w in WEIGHTS.items())
     z = max(-30.0, min(30.0, z))
     return 1.0 / (1.0 + math.exp(-z))

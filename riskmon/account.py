@@ -2,7 +2,10 @@
 
 One object per user, serialised to one compact JSON blob in Redis, so a batch reads and writes every
 user it touches in a single round trip. ``applied`` remembers event ids inside the dedup window: a
-redelivered or duplicated event is recognised and changes nothing.
+redelivered or duplicated event is recognised and changes nothing. ``dedup_floor`` is the oldest event
+time the window still covers: an event older than it can no longer be told apart from a redelivery, so
+the engine refuses it (dead letter, reason ``ts: older than the account's dedup window``) instead of
+applying it a second time.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class AccountState:
     ledger: Ledger = field(default_factory=Ledger)
     activity: Activity = field(default_factory=Activity)
     applied: dict[str, int] = field(default_factory=dict)
+    dedup_floor: int = 0  # events older than this are outside the dedup window (see module docstring)
     n_on_time: int = 0
     n_late: int = 0
     cure_ts: int = 0
@@ -93,6 +97,7 @@ class AccountState:
     def prune(self, now: int, dedup_window_ms: int) -> None:
         """Forget what no rule can need any more (old event ids, paid installments, old contacts)."""
         cutoff = now - dedup_window_ms
+        self.dedup_floor = max(self.dedup_floor, cutoff)
         if self.applied and min(self.applied.values()) < cutoff:
             self.applied = {k: v for k, v in self.applied.items() if v >= cutoff}
         self.ledger.prune_paid(cutoff)
@@ -120,6 +125,7 @@ class AccountState:
                 "lg": self.ledger.to_dict(),
                 "ac": self.activity.to_dict(),
                 "ap": self.applied,
+                "df0": self.dedup_floor,
                 "c": [self.n_on_time, self.n_late, self.cure_ts, int(self.awaiting_unfreeze),
                       self.max_dpd, self.dpd, self.last_raise_ts, self.last_lower_ts, self.last_repay_ts,
                       self.last_fraud_ts, self.n_episodes, self.coll_cursor],
@@ -150,6 +156,7 @@ class AccountState:
             ledger=Ledger.from_dict(d["lg"]),
             activity=Activity.from_dict(d["ac"]),
             applied=d["ap"],
+            dedup_floor=d.get("df0", 0),
             n_on_time=c[0],
             n_late=c[1],
             cure_ts=c[2],

@@ -79,7 +79,8 @@ class Settings(BaseSettings):
         200, ge=1, description="Checkpoint the online models to Redis after this many learned labels."
     )
     min_labels_for_model: int = Field(
-        300, ge=0, description="Below this many learned labels the scorecard prior carries decisions."
+        1000, ge=1, description="Resolved labels the champion/challenger gate needs before the learned model "
+        "may take over from the scorecard (it must also rank recent labels better).",
     )
     hook_secret: str | None = Field(
         None, description="HMAC-SHA256 secret for webhook signatures. Prefer `hook_secret_file`."

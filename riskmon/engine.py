@@ -29,6 +29,9 @@ from riskmon.policy import LadderStep, Policy
 UserEvent = Account | Purchase | Repayment
 Emitted = tuple[str, str, dict[str, Any]]  # (topic, key, record)
 
+STALE_REASON = "ts: older than the account's dedup window (a redelivery or an event too late to deduplicate)"
+
+
 @dataclass
 class BatchResult:
     """What a batch did: outputs to publish and counters for the summary."""
@@ -36,6 +39,7 @@ class BatchResult:
     outputs: list[Emitted] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
+    stale: list[UserEvent] = field(default_factory=list)  # older than the account's dedup window: refused
 
 
 class Engine:
@@ -61,7 +65,7 @@ class Engine:
         self.unfreeze_after = int(policy.limits["unfreeze_on_time_installments"])
         self.labels_since_checkpoint = 0
         # (features, p_decision, p_model, label, resolved_ts, model_was_warm) of every learnt label, when set
-        self.label_log: list[tuple[dict[str, float], float, float, bool, int, bool]] | None = None
+        self.label_log: list[tuple[dict[str, float], float, float, bool, int, bool, str]] | None = None
         self._out: list[Emitted] = []
 
     # ------------------------------------------------------------------ batch entry point
@@ -82,6 +86,9 @@ class Engine:
             touched.add(ev.user_id)
             if st.seen(ev.event_id):
                 res.duplicates += 1
+                continue
+            if ev.ts < st.dedup_floor:  # a redelivery whose id was forgotten, or a hopelessly late event
+                res.stale.append(ev)
                 continue
             self.apply(st, ev)
             st.mark(ev.event_id, ev.ts)
@@ -159,16 +166,15 @@ class Engine:
             x[f"channel_{ch}"] = 1.0 if ev.channel == ch else 0.0
         anomaly = self.anomaly.score_and_learn(x)
         x["anomaly"] = anomaly  # the burst score is also evidence for the default model
-        pd = self.model.predict_one(x)
-        pm = self.model.model_pd(x) if self.model.n_labels else pd
+        pm = self.model.model_pd(x)  # computed even while the scorecard carries: the gate compares both
+        pd = self.model.predict_one(x, pm)
         grade = pol.grade(pd)
         st.last_pd, st.grade, st.model_version = pd, grade, self.model.version
         due1 = ev.ts + 30 * MS_PER_DAY
         st.labels.append([ev.event_id, due1, x, pd, pm, int(self.model.warm)])
         a = pol.alerts
         fraud = (anomaly >= a["fraud_anomaly"] and x["utilisation"] >= a["fraud_min_utilisation"]) or (
-            x["velocity_24h"] >= a["fraud_velocity"]
-            and x["count_24h"] >= 2
+            x["new_merchants_24h"] >= a["fraud_new_merchants_24h"]
             and x["spend_24h"] * 100 >= a["fraud_min_burst_to_limit"] * st.credit_limit
         )
         uid = st.user_id
@@ -185,9 +191,10 @@ class Engine:
         if fraud and ev.ts - st.last_fraud_ts >= 7 * MS_PER_DAY:
             st.last_fraud_ts = ev.ts
             self._alert(ev.ts, "fraud_suspected", "high", uid, f"fraud_suspected:{uid}:{ev.event_id}",
-                        "burst of spending far above the user's baseline (bust-out / takeover pattern)",
+                        "burst of spending at unfamiliar merchants (bust-out / takeover pattern)",
                         {"order_id": ev.order_id, "anomaly": round(anomaly, 4),
                          "velocity_24h": round(x["velocity_24h"], 2), "spend_24h": x["spend_24h"],
+                         "new_merchants_24h": int(x["new_merchants_24h"]),
                          "utilisation": round(x["utilisation"], 4)})
         dec = consider_lower(st, pol, ev.ts, pd, anomaly, fraud)
         if dec:
@@ -362,7 +369,7 @@ class Engine:
                 # Every label is learnt at one horizon (due + default DPD), paid or not: learning a
                 # negative at payment would feed the model negatives a month before the positives of the
                 # same cohort can exist (docs/model.md). Unpaid *at the horizon* is read from history.
-                self._learn(payload, inst is not None and (inst.paid_ts is None or inst.paid_ts >= t), t)
+                self._learn(st.user_id, payload, inst is not None and (inst.paid_ts is None or inst.paid_ts >= t), t)
 
     def _on_payment(self, st: AccountState, t: int) -> None:
         """Installments got paid at ``t``: DPD moves to the next-oldest, cure, unfreeze."""
@@ -459,12 +466,12 @@ class Engine:
                          "outstanding": rep["outstanding"]})
 
     # ------------------------------------------------------------------ delayed labels
-    def _learn(self, lab: list[Any], y: bool, ts: int) -> None:
+    def _learn(self, uid: str, lab: list[Any], y: bool, ts: int) -> None:
         x, p_decision, p_model, warm = lab[2], lab[3], lab[4], bool(lab[5])
         self.metrics.update(p_decision, y)
         if self.label_log is not None:
-            self.label_log.append((x, p_decision, p_model, y, ts, warm))
-        self.model.learn_one(x, y)
+            self.label_log.append((x, p_decision, p_model, y, ts, warm, uid))
+        self.model.learn_one(x, y, p_model=p_model)
         self.labels_since_checkpoint += 1
         if self.metrics.n % self.metrics_every == 0:
             self._out.append((out.TOPIC_MODEL_METRICS, self.worker_id, out.model_metric(

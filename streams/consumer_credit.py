@@ -35,7 +35,7 @@ from online_models.anomaly import PurchaseAnomaly
 from online_models.default_model import DefaultModel
 from riskmon.config import Settings
 from riskmon.contract import Rejected, decode
-from riskmon.engine import Engine
+from riskmon.engine import STALE_REASON, Engine
 from riskmon.policy import Policy
 from riskmon.state.accounts import AccountStore
 from streams.emit import dead_letter_for
@@ -102,7 +102,7 @@ class ConsumerCreditRuntime:
         self.store = AccountStore(client, ttl_s=settings.state_ttl_days * 86_400)
         self.engine = Engine(policy, lateness_ms=settings.allowed_lateness_s * 1000,
                              dedup_window_ms=settings.dedup_window_days * 86_400_000, worker_id=worker_id,
-                             model=DefaultModel(min_labels=settings.min_labels_for_model))
+                             model=DefaultModel.for_settings(settings.min_labels_for_model))
         self.lock = asyncio.Lock()
         self.heap: list[tuple[int, str]] = []
         self.timer_at: dict[str, tuple[int, int]] = {}  # user -> (instant, partition)
@@ -123,10 +123,13 @@ class ConsumerCreditRuntime:
 
     async def _load_models(self) -> None:
         blob, ablob = await self.client.mget(MODEL_KEY, ANOMALY_KEY)
-        if blob:
-            self.engine.model = DefaultModel.from_bytes(blob)
-        if ablob:
-            self.engine.anomaly = PurchaseAnomaly.from_bytes(ablob)
+        try:
+            if blob:
+                self.engine.model = DefaultModel.from_bytes(blob)
+            if ablob:
+                self.engine.anomaly = PurchaseAnomaly.from_bytes(ablob)
+        except ValueError as exc:  # a checkpoint from an older build: keep learning from the scorecard
+            log.warning("model checkpoint not restored (%s); starting from the scorecard prior", exc)
         self.models_loaded = True
         log.info("models restored: %s", self.engine.model.version)
 
@@ -221,7 +224,7 @@ class ConsumerCreditRuntime:
         while self.pending and self.pending[0][0] <= horizon:
             item = heapq.heappop(self.pending)
             released.append(item)
-        await self._apply([(it[5], it[2]) for it in released], [d for d, _ in dead])
+        await self._apply([(it[5], it[2], it[6]) for it in released], [d for d, _ in dead])
         for it in released:
             self.applied_max = max(self.applied_max, it[0])
             it[6][2] = True
@@ -240,21 +243,27 @@ class ConsumerCreditRuntime:
                     await self._load_models()
                 if self.reload_timers:
                     await self._load_timers()
-                part_of = {ev.user_id: p for ev, p in valid}
-                max_seen = max([self.applied_max] + [ev.ts for ev, _ in valid])
+                part_of = {ev.user_id: p for ev, p, _ in valid}
+                max_seen = max([self.applied_max] + [ev.ts for ev, _, _ in valid])
                 wm = max(self.watermark(), max_seen - self.settings.allowed_lateness_s * 1000)
                 due = self._due(wm)
                 for u, p in due.items():
                     part_of.setdefault(u, p)
                 states = await self.store.load(set(part_of))
-                res = self.engine.process([ev for ev, _ in valid], states, wm, due)
-                await self.publish(res.outputs + dead)
+                res = self.engine.process([ev for ev, _, _ in valid], states, wm, due)
+                stale = []
+                if res.stale:  # refused by the engine: dead-lettered like bad input, counted apart
+                    entry_of = {id(ev): entry for ev, _, entry in valid}
+                    stale = [dead_letter_for(entry_of[id(ev)][1], Rejected(STALE_REASON), self.prefix)
+                             for ev in res.stale]
+                    log.warning("%d events older than their account's dedup window refused", len(stale))
+                await self.publish(res.outputs + dead + stale)
                 timers = [(part_of[u], u, self.engine.next_timer(states[u])) for u in part_of]
                 checkpoints = None
                 if self.engine.labels_since_checkpoint >= self.settings.model_checkpoint_every:
                     checkpoints = {MODEL_KEY: self.engine.model.to_bytes(), ANOMALY_KEY: self.engine.anomaly.to_bytes()}
                 stats = {"events_valid": res.applied, "duplicates": res.duplicates, "dead_letters": len(dead),
-                         "batches": 1}
+                         "stale": len(stale), "batches": 1}
                 result = await self.store.commit([states[u] for u in part_of], timers, max_seen, stats,
                                                  checkpoints)
                 if not result.ok:

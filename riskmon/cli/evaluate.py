@@ -59,9 +59,19 @@ def run(args: argparse.Namespace) -> int:
         table.add_column("metric")
         table.add_column("value", justify="right")
         for k, v in res[section].items():
+            if k == "by_month":
+                continue
             if isinstance(v, dict | list):
                 v = json.dumps(v)[:80]
             table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        console.print(table)
+    months = res["model"].get("by_month") or []
+    if months:
+        table = Table(title="default model by month of decision (prequential) vs hindsight batch model")
+        for col in ("month", "labels", "positives", "decision_auc", "batch_gbm_auc"):
+            table.add_column(col, justify="right")
+        for m in months:
+            table.add_row(*(str(m[c]) for c in ("month", "labels", "positives", "decision_auc", "batch_gbm_auc")))
         console.print(table)
     targets = Table(title="targets")
     targets.add_column("target")

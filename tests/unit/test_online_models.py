@@ -7,6 +7,7 @@ import random
 from online_models.anomaly import PurchaseAnomaly
 from online_models.default_model import DefaultModel
 from online_models.metrics import Prequential, exact_auc
+from online_models.scorecard import scorecard_pd
 from riskmon.config import Settings
 from riskmon.engine import Engine
 from riskmon.eventtime import parse_ts
@@ -27,36 +28,61 @@ def _data(n: int, seed: int = 1) -> list[tuple[dict[str, float], bool]]:
     return rows
 
 
+def _learn_prequentially(m: DefaultModel, data: list[tuple[dict[str, float], bool]]) -> None:
+    """Predict each row before learning it, as the engine does (prediction at decision, label later)."""
+    for x, y in data:
+        p_model = m.model_pd(x)
+        m.learn_one(x, y, p_model=p_model)
+
+
 def test_model_learns_ranking_and_checkpoint_restores_it_exactly() -> None:
-    m = DefaultModel(min_labels=100, min_positive=20)
+    m = DefaultModel.for_settings(500)
     train, test = _data(6000), _data(2000, seed=2)
-    for x, y in train:
-        m.learn_one(x, y)
-    assert m.warm
-    preds = [m.predict_one(x) for x, _ in test]
+    _learn_prequentially(m, train)
+    preds = [m.model_pd(x) for x, _ in test]
     assert exact_auc(preds, [y for _, y in test]) > 0.75
     restored = DefaultModel.from_bytes(m.to_bytes())
     assert restored.version == m.version and restored.n_positive == m.n_positive
-    assert [restored.predict_one(x) for x, _ in test] == preds
+    assert restored.gate.recent == m.gate.recent and restored.warm == m.warm
+    assert [restored.model_pd(x) for x, _ in test] == preds
 
 
-def test_probabilities_stay_near_the_base_rate() -> None:
-    m = DefaultModel(min_labels=100, min_positive=20)
+def test_learned_probabilities_stay_near_the_base_rate() -> None:
+    m = DefaultModel.for_settings(500)
     data = _data(8000, seed=3)
-    for x, y in data:
-        m.learn_one(x, y)
+    _learn_prequentially(m, data)
     base = sum(y for _, y in data) / len(data)
-    mean_pd = sum(m.predict_one(x) for x, _ in data[:2000]) / 2000
+    mean_pd = sum(m.model_pd(x) for x, _ in data[:2000]) / 2000
     assert base / 2.5 < mean_pd < base * 2.5
 
 
-def test_scorecard_carries_decisions_until_the_model_has_positives() -> None:
-    m = DefaultModel(min_labels=10, min_positive=5)
-    x = {"bureau_score": -2.0, "utilisation": 0.9}
-    prior = m.predict_one(x)
-    for _ in range(50):
-        m.learn_one({"bureau_score": 1.0, "utilisation": 0.1}, False)
-    assert m.trust == 0.0 and m.predict_one(x) == prior  # negatives alone never hand over
+def test_learned_model_takes_over_only_when_it_ranks_recent_labels_better() -> None:
+    # Outcomes driven by a feature the scorecard ignores: the learned model finds it and wins the gate.
+    rng = random.Random(4)
+    rows = []
+    for _ in range(6000):
+        x = {"bureau_score": rng.gauss(0, 1), "spend_30d": rng.random() * 4000, "limit": 2000.0}
+        rows.append((x, rng.random() < (0.25 if x["spend_30d"] > 3000 else 0.01)))
+    m = DefaultModel.for_settings(1000)
+    x_risky = {"bureau_score": 0.0, "spend_30d": 3900.0, "limit": 2000.0}
+    assert m.predict_one(x_risky) == scorecard_pd(x_risky)  # cold: the scorecard decides
+    _learn_prequentially(m, rows)
+    assert m.warm and m.gate.last_auc is not None and m.gate.last_auc[1] > m.gate.last_auc[0]
+    assert m.predict_one(x_risky) == m.model_pd(x_risky) > 0.1
+
+
+def test_scorecard_keeps_decisions_when_the_model_is_no_better() -> None:
+    # Outcomes follow the scorecard's own view (bureau score): the learned model cannot beat it by the
+    # margin, so decisions stay with the transparent prior however many labels arrive.
+    rng = random.Random(6)
+    rows = []
+    for _ in range(6000):
+        x = {"bureau_score": rng.gauss(-3, 1.5)}  # a riskier book, so recent windows hold enough defaults
+        rows.append((x, rng.random() < scorecard_pd(x)))
+    m = DefaultModel.for_settings(1000)
+    _learn_prequentially(m, rows)
+    assert m.n_labels == 6000 and m.gate.last_auc is not None
+    assert not m.warm and m.predict_one(rows[0][0]) == scorecard_pd(rows[0][0])
 
 
 def test_labels_are_learnt_only_at_the_horizon_in_event_time() -> None:
