@@ -93,7 +93,7 @@ class Engine:
             self.apply(st, ev)
             st.mark(ev.event_id, ev.ts)
             res.applied += 1
-        for uid in touched.union(timer_users):
+        for uid in sorted(touched.union(timer_users)):  # sorted: labels are learnt in a reproducible order
             st = states[uid]
             self.advance(st, watermark)
             if not st.is_new:
@@ -290,42 +290,60 @@ class Engine:
     # the very instant the threshold is crossed is too late for it (as in the simulator's ground truth).
 
     def _pending(self, st: AccountState) -> tuple[int, str, Any] | None:
-        """The account's earliest pending timeline instant: (instant, kind, payload)."""
+        """The account's earliest pending timeline instant: (instant, kind, payload).
+
+        The minimum of (instant, kind) over all candidates, the first candidate of a kind winning a tie.
+        Kinds are scanned in their order ("0deferred" < "1predue" < "2step" < "3payment" < "4label") with
+        a strict ``<`` on the instant, which gives exactly that minimum without building tuples: this scan
+        runs for every step of every touched account's timeline and was the hottest function of the
+        worker (docs/performance.md).
+        """
         cur = st.coll_cursor
-        best: tuple[int, str, Any] | None = None
-
-        def consider(t: int, kind: str, payload: Any) -> None:
-            nonlocal best
-            if best is None or (t, kind) < (best[0], best[1]):
-                best = (t, kind, payload)
-
+        bt = -1
+        bk = ""
+        bp: Any = None
         for d in st.deferred:
-            consider(max(d[0], cur), "0deferred", d)
+            t = d[0] if d[0] > cur else cur
+            if bt < 0 or t < bt:
+                bt, bk, bp = t, "0deferred", d
         insts = st.ledger.installments
-        for inst in insts:
-            if inst.paid_ts is not None and inst.paid_ts > cur:
-                consider(inst.paid_ts, "3payment", inst)
-        unpaid_now = [i for i in insts if _unpaid_at(i, cur)]
-        if self.pre_due_steps:
+        unpaid_now = [i for i in insts if i.paid_ts is None or i.paid_ts > cur]
+        if unpaid_now and self.pre_due_steps:
             reminded = set(st.reminded)
             for inst in unpaid_now:
-                ref = f"{inst.purchase_id}:{inst.k}"
-                if ref in reminded:
-                    continue
+                due = inst.due
+                ref = None
                 for step in self.pre_due_steps:
-                    at = inst.due + step.offset_days * MS_PER_DAY
-                    if at > cur or inst.due > cur:
-                        consider(max(at, cur), "1predue", (inst, step, ref))
+                    at = due + step.offset_days * MS_PER_DAY
+                    if at > cur or due > cur:
+                        t = at if at > cur else cur
+                        if bt < 0 or t < bt:
+                            if ref is None:
+                                ref = f"{inst.purchase_id}:{inst.k}"
+                                if ref in reminded:
+                                    break
+                            bt, bk, bp = t, "1predue", (inst, step, ref)
         if unpaid_now:
             oldest = min(unpaid_now, key=lambda i: (i.due, i.purchase_id, i.k))
             fired = st.episode.fired if st.episode else ()
             for step in self.dpd_steps:
                 if step.kind not in fired:
-                    consider(max(oldest.due + step.offset_days * MS_PER_DAY, cur), "2step", (oldest, step))
+                    at = oldest.due + step.offset_days * MS_PER_DAY
+                    t = at if at > cur else cur
+                    if bt < 0 or t < bt:
+                        bt, bk, bp = t, "2step", (oldest, step)
                     break
+        for inst in insts:
+            pt = inst.paid_ts
+            if pt is not None and pt > cur and (bt < 0 or pt < bt):
+                bt, bk, bp = pt, "3payment", inst
+        dms = self.default_ms
         for lab in st.labels:
-            consider(max(lab[1] + self.default_ms, cur), "4label", lab)
-        return best
+            at = lab[1] + dms
+            t = at if at > cur else cur
+            if bt < 0 or t < bt:
+                bt, bk, bp = t, "4label", lab
+        return (bt, bk, bp) if bt >= 0 else None
 
     def next_timer(self, st: AccountState) -> int | None:
         """When this account's timeline next needs the clock (None: nothing pending).
