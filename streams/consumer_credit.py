@@ -34,8 +34,9 @@ from redis.exceptions import RedisError
 from online_models.anomaly import PurchaseAnomaly
 from online_models.default_model import DefaultModel
 from riskmon.config import Settings
-from riskmon.contract import Rejected, decode
+from riskmon.contract import Rejected, decode, topic_of
 from riskmon.engine import STALE_REASON, Engine
+from riskmon.eventtime import fmt_ts
 from riskmon.policy import Policy
 from riskmon.state.accounts import AccountStore
 from streams.emit import dead_letter_for
@@ -191,7 +192,8 @@ class ConsumerCreditRuntime:
         if self.lock.locked():
             return
         horizon = self.horizon()
-        if (self.pending and self.pending[0][0] <= horizon) or (self.heap and self.heap[0][0] <= self.watermark()):
+        if (self.pending and self.pending[0][0] <= horizon) or (
+                self.heap and self.heap[0][0] <= self.timeline_watermark(self.watermark())):
             async with self.lock:
                 await self._release([])
 
@@ -213,10 +215,24 @@ class ConsumerCreditRuntime:
         return min(holds) if holds else float("inf")
 
     def watermark(self) -> int:
-        """Timeline watermark: applied event time less the allowed lateness (monotonic)."""
+        """Applied event time less the allowed lateness (monotonic)."""
         if self.applied_max:
             self.wm_value = max(self.wm_value, self.applied_max - self.settings.allowed_lateness_s * 1000)
         return self.wm_value
+
+    def timeline_watermark(self, wm: int) -> int:
+        """How far account timelines (collection steps, labels, dedup pruning) may run: ``wm``, but never
+        past what every backlogged input partition has been read to, less the allowed lateness.
+
+        Why: after a rebalance a worker can be handed a partition whose committed offset is days of event
+        time behind what this worker has applied elsewhere. Its users' timers must not fire at this
+        worker's watermark before their own unread repayments are applied (a payer would be frozen), and
+        their dedup window must not be pruned past events still to be read (they would be refused).
+        """
+        horizon = self.horizon()
+        if horizon == float("inf"):
+            return wm
+        return min(wm, int(horizon) - self.settings.allowed_lateness_s * 1000)
 
     async def _release(self, dead: list) -> None:
         horizon = self.horizon()
@@ -245,7 +261,7 @@ class ConsumerCreditRuntime:
                     await self._load_timers()
                 part_of = {ev.user_id: p for ev, p, _ in valid}
                 max_seen = max([self.applied_max] + [ev.ts for ev, _, _ in valid])
-                wm = max(self.watermark(), max_seen - self.settings.allowed_lateness_s * 1000)
+                wm = self.timeline_watermark(max(self.watermark(), max_seen - self.settings.allowed_lateness_s * 1000))
                 due = self._due(wm)
                 for u, p in due.items():
                     part_of.setdefault(u, p)
@@ -256,7 +272,11 @@ class ConsumerCreditRuntime:
                     entry_of = {id(ev): entry for ev, _, entry in valid}
                     stale = [dead_letter_for(entry_of[id(ev)][1], Rejected(STALE_REASON), self.prefix)
                              for ev in res.stale]
-                    log.warning("%d events older than their account's dedup window refused", len(stale))
+                    first = min(res.stale, key=lambda e: e.ts)
+                    log.warning("%d events older than their account's dedup window refused (oldest %s on %s, "
+                                "its account's floor %s; applied up to %s)", len(stale), fmt_ts(first.ts),
+                                topic_of(first), fmt_ts(states[first.user_id].dedup_floor),
+                                fmt_ts(self.applied_max))
                 await self.publish(res.outputs + dead + stale)
                 timers = [(part_of[u], u, self.engine.next_timer(states[u])) for u in part_of]
                 checkpoints = None

@@ -162,7 +162,13 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path, partit
         "share.coordinator.state.topic.replication.factor=1",
         "share.coordinator.state.topic.min.isr=1",
         "group.initial.rebalance.delay.ms=0",
-        "log.retention.hours=168",
+        # Replays stamp records with their *event* time (months in the past). Time-based retention
+        # compares record timestamps with the wall clock, so with the usual 168 h it deleted every rolled
+        # segment at its first check (5 min): committed offsets fell out of range, consumers reset to the
+        # log start and events were lost or read twice. This broker is a local test/bench/replay broker:
+        # keep everything; its data directory is removed with the run.
+        "log.retention.ms=-1",
+        "log.retention.bytes=-1",
         "log.segment.bytes=67108864",
         "",
     ])

@@ -41,6 +41,7 @@ from streams.topics import all_topic_names
 
 HOOK_SECRET = "fault-test-hook-secret"
 RESTORED = re.compile(rb"models restored: dm\d+-(\d+)")
+OUT_OF_RANGE = re.compile(rb"is out of range for partition")
 
 
 def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 300, check: Callable[[], None] | None = None,
@@ -205,6 +206,14 @@ class Pipeline:
     def drain(self, deadline_s: float = 600) -> None:
         """Wait until the group has committed every input offset."""
         wait_for(lambda: self.lag() == 0, "consumer lag 0", deadline_s, self.check_alive, interval=1.0)
+
+    def offset_resets(self) -> int:
+        """Times a worker found its committed offset outside the log and reset it (data skipped or re-read).
+
+        Every worker incarnation's log is read. It must stay 0: it was not, while the test broker applied
+        7-day time retention to records stamped with months-old event times (docs/reliability.md).
+        """
+        return sum(len(OUT_OF_RANGE.findall(p.read_bytes())) for p in self.log_dir.glob("*.log"))
 
     def restored_labels(self, i: int, incarnation: int) -> int | None:
         """n_labels of the checkpoint worker ``i``'s incarnation restored (None: not restored yet)."""

@@ -82,6 +82,7 @@ def run_kill9(tmp: Path, s: Settings, sim: SimConfig, min_valid: int) -> dict[st
         stats = pipe.stats()
         outstanding = ledger_outstanding(pipe.redis_url)
         lag = pipe.lag()
+        resets = pipe.offset_resets()
         # the hook deliveries of the last alerts may still be in flight: let the dispatchers finish
         alerts = {a["dedup_key"] for a in pipe.read_topic("alerts")}
         wait_for(lambda: len({h.dedup_key for h in receiver.hits}) >= 1, "hook deliveries", 120)
@@ -94,7 +95,7 @@ def run_kill9(tmp: Path, s: Settings, sim: SimConfig, min_valid: int) -> dict[st
                             "alerts": len(alerts), "kills": kills,
                             "ledger_mismatches": len(truth_mismatches(truth, outstanding))})
     return {"truth": truth, "n_valid": n_valid, "stats": stats, "outstanding": outstanding, "lag": lag,
-            "receiver": receiver, "alerts": alerts, "kills": kills}
+            "receiver": receiver, "alerts": alerts, "kills": kills, "offset_resets": resets}
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,8 @@ def kill9(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 def check_counts(run: dict[str, Any]) -> None:
     stats, truth = run["stats"], run["truth"]
     assert run["lag"] == 0
+    assert run["offset_resets"] == 0  # a restarted worker resumed at its committed offsets
+    assert stats.get("stale", 0) == 0  # nothing re-read from further back than the dedup window
     assert stats["events_valid"] == run["n_valid"]  # nothing lost, nothing applied twice
     assert stats["duplicates"] >= duplicate_user_events(truth)  # injected ones + redeliveries after the kills
     assert stats["dead_letters"] >= truth["counts"]["bad"]
