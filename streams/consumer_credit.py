@@ -110,9 +110,15 @@ class ConsumerCreditRuntime:
         self.reload_timers = True
         self.models_loaded = False
         self.batches = 0
+        self.generation = 0  # bumped by every rebalance
 
     def on_rebalance(self) -> None:
-        """Partitions moved: cached states and timers may belong to another worker now."""
+        """Partitions moved: cached states and timers may belong to another worker now.
+
+        Faust then seeks every assigned partition back to its committed offset, so whatever was buffered
+        or is in flight is read again; ``generation`` tells an in-flight batch to drop itself.
+        """
+        self.generation += 1
         self.part_seen.clear()
         self.part_next.clear()
         self.pending.clear()  # not acked: the partitions' new owner reads them again
@@ -240,7 +246,8 @@ class ConsumerCreditRuntime:
         while self.pending and self.pending[0][0] <= horizon:
             item = heapq.heappop(self.pending)
             released.append(item)
-        await self._apply([(it[5], it[2], it[6]) for it in released], [d for d, _ in dead])
+        if not await self._apply([(it[5], it[2], it[6]) for it in released], [d for d, _ in dead]):
+            return  # partitions moved mid-batch: nothing is acked, every partition is re-read
         for it in released:
             self.applied_max = max(self.applied_max, it[0])
             it[6][2] = True
@@ -250,10 +257,19 @@ class ConsumerCreditRuntime:
             while queue and queue[0][2]:
                 queue.popleft()[1].ack()  # in offset order: the offset becomes committable
 
-    async def _apply(self, valid: list, dead: list) -> None:
+    async def _apply(self, valid: list, dead: list) -> bool:
+        """Apply a batch and commit it; False if a rebalance overtook it (then nothing was committed).
+
+        Why drop rather than finish: a batch stuck in the Redis retry loop across a rebalance would apply
+        events of partitions another worker now reads, with this worker's watermark, pruning those
+        accounts' dedup windows past events the new owner still has to read (seen: 111 refused).
+        """
         delay = 0.2
+        gen = self.generation
         while True:
             due: dict[str, int] = {}
+            if self.generation != gen:
+                return self._drop_overtaken_batch()
             try:
                 if not self.models_loaded:
                     await self._load_models()
@@ -284,6 +300,8 @@ class ConsumerCreditRuntime:
                     checkpoints = {MODEL_KEY: self.engine.model.to_bytes(), ANOMALY_KEY: self.engine.anomaly.to_bytes()}
                 stats = {"events_valid": res.applied, "duplicates": res.duplicates, "dead_letters": len(dead),
                          "stale": len(stale), "batches": 1}
+                if self.generation != gen:  # a rebalance while publishing
+                    return self._drop_overtaken_batch()
                 result = await self.store.commit([states[u] for u in part_of], timers, max_seen, stats,
                                                  checkpoints)
                 if not result.ok:
@@ -296,7 +314,7 @@ class ConsumerCreditRuntime:
                 for part, user, at in timers:
                     self._set_timer(user, part, at)
                 self.batches += 1
-                return
+                return True
             except (RedisError, KafkaError, OSError, ConnectionError) as exc:
                 log.warning("redis or broker unavailable (%s); retrying in %.1fs", type(exc).__name__, delay)
                 self.store.invalidate()
@@ -304,6 +322,15 @@ class ConsumerCreditRuntime:
                 self.reload_timers = True
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)
+
+    def _drop_overtaken_batch(self) -> bool:
+        """Forget a batch a rebalance overtook: its events are read again from the committed offsets, and
+        cached states it may have changed without committing are dropped. (Labels it learnt are learnt
+        again when re-read: a few duplicate SGD steps, no effect on the ledger.)"""
+        log.warning("partitions moved while a batch was in flight; dropping it (it is read again)")
+        self.store.invalidate()
+        self.reload_timers = True
+        return False
 
     def _requeue(self, due: dict[str, int]) -> None:
         for user, part in due.items():

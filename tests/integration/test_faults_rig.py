@@ -207,6 +207,12 @@ class Pipeline:
         """Wait until the group has committed every input offset."""
         wait_for(lambda: self.lag() == 0, "consumer lag 0", deadline_s, self.check_alive, interval=1.0)
 
+    def wait_assigned(self, i: int, deadline_s: float = 120) -> None:
+        """Wait until worker ``i``'s current incarnation has joined the group and been given partitions."""
+        path = self.log_dir / f"{self.app_id}-w{i}-{self.incarnations[i]}.log"
+        wait_for(lambda: path.exists() and b"Setting newly assigned partitions" in path.read_bytes(),
+                 f"worker {i} assigned partitions", deadline_s, self.check_alive)
+
     def offset_resets(self) -> int:
         """Times a worker found its committed offset outside the log and reset it (data skipped or re-read).
 
