@@ -25,7 +25,12 @@ WEIGHTS: dict[str, float] = {
     "repay_to_spend_30d": -0.25,
     "log_velocity_24h": 0.2,
     "anomaly": 0.8,  # purchase-anomaly percentile in [0, 1] (bust-out / takeover bursts)
-    "log_on_time": -0.5,  # ln(1 + installments paid on time): depth of good payment history
+    # Depth of good payment history, in two parts: the first six on-time installments say little (a
+    # bust-out or a borrower about to stop pays them too), an established record beyond them says a lot.
+    # Chosen on seed 7 (360 days) and checked on seed 8: decision AUC 0.860 -> 0.872 over all labels,
+    # 0.898 -> 0.923 over the model era (docs/model.md).
+    "log_on_time": -0.5,  # ln(1 + min(on-time installments, 6))
+    "log_on_time_beyond_6": -1.0,  # ln(1 + max(0, on-time installments - 6))
 }
 INTERCEPT = -5.2
 
@@ -38,7 +43,7 @@ def scorecard_pd(x: dict[str, float]) -> float:
     """
     on_time = float(x.get("n_resolved", 0.0)) * float(x.get("on_time_ratio", 1.0))
     x = {**x, "log_velocity_24h": math.log1p(max(0.0, float(x.get("velocity_24h", 0.0)))),
-         "log_on_time": math.log1p(on_time)}
+         "log_on_time": math.log1p(min(on_time, 6.0)), "log_on_time_beyond_6": math.log1p(max(0.0, on_time - 6.0))}
     z = INTERCEPT + sum(w * float(x.get(k, 0.0)) for k, w in WEIGHTS.items())
     z = max(-30.0, min(30.0, z))
     return 1.0 / (1.0 + math.exp(-z))

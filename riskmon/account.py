@@ -2,14 +2,19 @@
 
 One object per user, serialised to one compact JSON blob in Redis, so a batch reads and writes every
 user it touches in a single round trip. ``applied`` remembers event ids inside the dedup window: a
-redelivered or duplicated event is recognised and changes nothing. ``dedup_floor`` is the oldest event
-time the window still covers: an event older than it can no longer be told apart from a redelivery, so
-the engine refuses it (dead letter, reason ``ts: older than the account's dedup window``) instead of
-applying it a second time.
+redelivered or duplicated event is recognised and changes nothing. Ids leaving the window (event time
+older than ``dedup_floor``) are kept as 32-bit fingerprints (``old_ids``, the newest 4,096), so an event
+older than the window is still told apart: a redelivery (fingerprint known) is a duplicate, a genuinely
+new late event (fingerprint unknown; a fingerprint set has no false negatives) is applied. Replays make
+this matter: 45 days of event time pass in seconds, and a slow partition can still deliver an event of
+"two months ago" that was never seen (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import base64
+import zlib
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +24,12 @@ from riskmon.features import Activity
 from riskmon.ledger import Ledger
 
 STATE_FORMAT = 1
+MAX_OLD_IDS = 4096  # fingerprints of ids older than the dedup window kept per account
+
+
+def fingerprint(event_id: str) -> int:
+    """32-bit fingerprint of an event id (CRC-32: fast, stable across processes and versions)."""
+    return zlib.crc32(event_id.encode())
 
 
 @dataclass
@@ -55,7 +66,8 @@ class AccountState:
     ledger: Ledger = field(default_factory=Ledger)
     activity: Activity = field(default_factory=Activity)
     applied: dict[str, int] = field(default_factory=dict)
-    dedup_floor: int = 0  # events older than this are outside the dedup window (see module docstring)
+    dedup_floor: int = 0  # ids of events older than this are only kept as fingerprints (module docstring)
+    old_ids: list[int] = field(default_factory=list)  # fingerprints, oldest first
     n_on_time: int = 0
     n_late: int = 0
     cure_ts: int = 0
@@ -86,9 +98,11 @@ class AccountState:
         """Available credit in fen (0 while frozen)."""
         return 0 if self.frozen else max(0, self.credit_limit - self.ledger.outstanding)
 
-    def seen(self, event_id: str) -> bool:
-        """Was this event already applied (inside the dedup window)?"""
-        return event_id in self.applied
+    def seen(self, event_id: str, ts: int) -> bool:
+        """Was this event already applied? Exact inside the window, by fingerprint before it."""
+        if event_id in self.applied:
+            return True
+        return ts < self.dedup_floor and fingerprint(event_id) in set(self.old_ids)
 
     def mark(self, event_id: str, ts: int) -> None:
         """Remember an applied event."""
@@ -99,7 +113,15 @@ class AccountState:
         cutoff = now - dedup_window_ms
         self.dedup_floor = max(self.dedup_floor, cutoff)
         if self.applied and min(self.applied.values()) < cutoff:
-            self.applied = {k: v for k, v in self.applied.items() if v >= cutoff}
+            keep = {}
+            for k, v in self.applied.items():
+                if v >= cutoff:
+                    keep[k] = v
+                else:
+                    self.old_ids.append(fingerprint(k))
+            self.applied = keep
+            if len(self.old_ids) > MAX_OLD_IDS:
+                del self.old_ids[: len(self.old_ids) - MAX_OLD_IDS]
         self.ledger.prune_paid(cutoff)
         self.activity.prune(now)
         week = now - 7 * 86_400_000
@@ -126,6 +148,7 @@ class AccountState:
                 "ac": self.activity.to_dict(),
                 "ap": self.applied,
                 "df0": self.dedup_floor,
+                "oi": base64.b64encode(array("I", self.old_ids).tobytes()).decode() if self.old_ids else "",
                 "c": [self.n_on_time, self.n_late, self.cure_ts, int(self.awaiting_unfreeze),
                       self.max_dpd, self.dpd, self.last_raise_ts, self.last_lower_ts, self.last_repay_ts,
                       self.last_fraud_ts, self.n_episodes, self.coll_cursor],
@@ -157,6 +180,7 @@ class AccountState:
             activity=Activity.from_dict(d["ac"]),
             applied=d["ap"],
             dedup_floor=d.get("df0", 0),
+            old_ids=array("I", base64.b64decode(d["oi"])).tolist() if d.get("oi") else [],
             n_on_time=c[0],
             n_late=c[1],
             cure_ts=c[2],

@@ -109,12 +109,6 @@ class BusinessMetric:
 Event = Account | Purchase | Repayment | BusinessMetric
 
 
-def topic_of(ev: Event) -> str:
-    """The input topic an event type is read from."""
-    return {Account: TOPIC_ACCOUNTS, Purchase: TOPIC_PURCHASES, Repayment: TOPIC_REPAYMENTS}.get(
-        type(ev), TOPIC_METRICS)
-
-
 @dataclass(slots=True, frozen=True)
 class Rejected:
     """A message that breaks the contract; ``reason`` is ``"<field>: <rule>"``."""

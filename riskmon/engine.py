@@ -29,9 +29,6 @@ from riskmon.policy import LadderStep, Policy
 UserEvent = Account | Purchase | Repayment
 Emitted = tuple[str, str, dict[str, Any]]  # (topic, key, record)
 
-STALE_REASON = "ts: older than the account's dedup window (a redelivery or an event too late to deduplicate)"
-
-
 @dataclass
 class BatchResult:
     """What a batch did: outputs to publish and counters for the summary."""
@@ -39,7 +36,6 @@ class BatchResult:
     outputs: list[Emitted] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
-    stale: list[UserEvent] = field(default_factory=list)  # older than the account's dedup window: refused
 
 
 class Engine:
@@ -84,11 +80,8 @@ class Engine:
         for ev in events:
             st = states[ev.user_id]
             touched.add(ev.user_id)
-            if st.seen(ev.event_id):
+            if st.seen(ev.event_id, ev.ts):
                 res.duplicates += 1
-                continue
-            if ev.ts < st.dedup_floor:  # a redelivery whose id was forgotten, or a hopelessly late event
-                res.stale.append(ev)
                 continue
             self.apply(st, ev)
             st.mark(ev.event_id, ev.ts)

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from riskmon.account import AccountState
-from riskmon.contract import TOPIC_METRICS, Rejected, decode, topic_of
-from riskmon.engine import STALE_REASON, Emitted, Engine
+from riskmon.contract import TOPIC_METRICS, Rejected, decode
+from riskmon.engine import Emitted, Engine
 from riskmon.eventtime import Watermark
 
 
@@ -61,7 +61,6 @@ def run_offline(messages: Iterable[tuple[str, bytes]], engine: Engine, batch_siz
         run.outputs.extend(res.outputs)
         run.applied += res.applied
         run.duplicates += res.duplicates
-        run.dead_letters.extend((topic_of(ev), STALE_REASON) for ev in res.stale)
         for uid in {e.user_id for e in batch}.union(due):
             t = engine.next_timer(states[uid])
             if t is None:

@@ -34,9 +34,8 @@ from redis.exceptions import RedisError
 from online_models.anomaly import PurchaseAnomaly
 from online_models.default_model import DefaultModel
 from riskmon.config import Settings
-from riskmon.contract import Rejected, decode, topic_of
-from riskmon.engine import STALE_REASON, Engine
-from riskmon.eventtime import fmt_ts
+from riskmon.contract import Rejected, decode
+from riskmon.engine import Engine
 from riskmon.policy import Policy
 from riskmon.state.accounts import AccountStore
 from streams.emit import dead_letter_for
@@ -283,23 +282,13 @@ class ConsumerCreditRuntime:
                     part_of.setdefault(u, p)
                 states = await self.store.load(set(part_of))
                 res = self.engine.process([ev for ev, _, _ in valid], states, wm, due)
-                stale = []
-                if res.stale:  # refused by the engine: dead-lettered like bad input, counted apart
-                    entry_of = {id(ev): entry for ev, _, entry in valid}
-                    stale = [dead_letter_for(entry_of[id(ev)][1], Rejected(STALE_REASON), self.prefix)
-                             for ev in res.stale]
-                    first = min(res.stale, key=lambda e: e.ts)
-                    log.warning("%d events older than their account's dedup window refused (oldest %s on %s, "
-                                "its account's floor %s; applied up to %s)", len(stale), fmt_ts(first.ts),
-                                topic_of(first), fmt_ts(states[first.user_id].dedup_floor),
-                                fmt_ts(self.applied_max))
-                await self.publish(res.outputs + dead + stale)
+                await self.publish(res.outputs + dead)
                 timers = [(part_of[u], u, self.engine.next_timer(states[u])) for u in part_of]
                 checkpoints = None
                 if self.engine.labels_since_checkpoint >= self.settings.model_checkpoint_every:
                     checkpoints = {MODEL_KEY: self.engine.model.to_bytes(), ANOMALY_KEY: self.engine.anomaly.to_bytes()}
                 stats = {"events_valid": res.applied, "duplicates": res.duplicates, "dead_letters": len(dead),
-                         "stale": len(stale), "batches": 1}
+                         "batches": 1}
                 if self.generation != gen:  # a rebalance while publishing
                     return self._drop_overtaken_batch()
                 result = await self.store.commit([states[u] for u in part_of], timers, max_seen, stats,

@@ -121,7 +121,7 @@ def test_redis_restart_mid_stream_loses_nothing_and_applies_nothing_twice(tmp_pa
     assert during == before, "offsets were committed while Redis was down"
     assert sum(before.values()) < sum(truth["counts"]["per_topic"][t]["lines"] for t in contract.INPUT_TOPICS)
     assert retry_lines >= 10
-    assert resets == 0 and stats.get("stale", 0) == 0
+    assert resets == 0
     assert stats["events_valid"] == n_valid  # nothing lost, nothing applied twice
     assert truth_mismatches(truth, outstanding) == {}
 
@@ -154,7 +154,7 @@ def test_rebalance_while_redis_is_down_drops_the_stuck_batch_and_loses_nothing(t
         pipe.stop()
         procs.stop(server.proc)
     print("rebalance during outage", {"stats": stats, "dropped_batches": dropped})
-    assert resets == 0 and stats.get("stale", 0) == 0
+    assert resets == 0
     assert stats["events_valid"] == n_valid  # nothing lost, nothing applied twice
     assert truth_mismatches(truth, outstanding) == {}
 

@@ -113,7 +113,6 @@ def check_counts(run: dict[str, Any]) -> None:
     stats, truth = run["stats"], run["truth"]
     assert run["lag"] == 0
     assert run["offset_resets"] == 0  # a restarted worker resumed at its committed offsets
-    assert stats.get("stale", 0) == 0  # nothing re-read from further back than the dedup window
     assert stats["events_valid"] == run["n_valid"]  # nothing lost, nothing applied twice
     assert stats["duplicates"] >= duplicate_user_events(truth)  # injected ones + redeliveries after the kills
     assert stats["dead_letters"] >= truth["counts"]["bad"]
