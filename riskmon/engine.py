@@ -60,7 +60,7 @@ class Engine:
         self.freeze_dpd = int(policy.limits["freeze_dpd"])
         self.unfreeze_after = int(policy.limits["unfreeze_on_time_installments"])
         self.labels_since_checkpoint = 0
-        # (features, p_decision, p_model, label, resolved_ts, model_was_warm) of every learnt label, when set
+        # (features, p_decision, p_model, label, resolved_ts, model_was_warm, user) of every learnt label, when set
         self.label_log: list[tuple[dict[str, float], float, float, bool, int, bool, str]] | None = None
         self._out: list[Emitted] = []
 
@@ -300,7 +300,7 @@ class Engine:
             if bt < 0 or t < bt:
                 bt, bk, bp = t, "0deferred", d
         insts = st.ledger.installments
-        unpaid_now = [i for i in insts if i.paid_ts is None or i.paid_ts > cur]
+        unpaid_now = [i for i in insts if _unpaid_at(i, cur)]
         if unpaid_now and self.pre_due_steps:
             reminded = set(st.reminded)
             for inst in unpaid_now:
