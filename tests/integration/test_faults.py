@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -77,15 +78,20 @@ def _settled_offsets(bootstrap: str, group: str, prefix: str, deadline_s: float 
 
 
 # ------------------------------------------------------------------------------ Redis restarted
-def test_redis_restart_mid_stream_loses_nothing_and_applies_nothing_twice(tmp_path: Path, settings) -> None:  # noqa: ANN001
-    """Stop redis-server mid-stream, start a new one on the same port from its append-only file."""
-    src, truth = _simulate(tmp_path, SimConfig(days=100, users=450, enterprises=0, seed=41))
-    n_valid = valid_user_events(truth)
+def _redis_outage_rig(tmp_path: Path, settings, seed: int) -> tuple[Path, dict, Any, Stack, Pipeline]:  # noqa: ANN001
+    """A 450-user simulation, a persistent redis-server the test may stop, Apache Kafka, no worker yet."""
+    src, truth = _simulate(tmp_path, SimConfig(days=100, users=450, enterprises=0, seed=seed))
     server = start_redis(tmp_path / "redis-var", persist=True)
     s = settings(broker="apache", redis=False, clickhouse=False, redis_url=server.url, partitions=4)
     stack = Stack(s, broker=s.broker_url)
     stack.start()  # external broker, the redis-server above: starts nothing
-    pipe = Pipeline(stack, s, tmp_path / "logs")
+    return src, truth, server, stack, Pipeline(stack, s, tmp_path / "logs")
+
+
+def test_redis_restart_mid_stream_loses_nothing_and_applies_nothing_twice(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    """Stop redis-server mid-stream, start a new one on the same port from its append-only file."""
+    src, truth, server, stack, pipe = _redis_outage_rig(tmp_path, settings, seed=41)
+    n_valid = valid_user_events(truth)
     retry_lines = 0
     try:
         pipe.start_worker(0)
@@ -128,13 +134,8 @@ def test_redis_restart_mid_stream_loses_nothing_and_applies_nothing_twice(tmp_pa
 
 def test_rebalance_while_redis_is_down_drops_the_stuck_batch_and_loses_nothing(tmp_path: Path, settings) -> None:  # noqa: ANN001
     """A second worker joins while Redis is down: the first one's stuck batch must not be applied later."""
-    src, truth = _simulate(tmp_path, SimConfig(days=100, users=450, enterprises=0, seed=43))
+    src, truth, server, stack, pipe = _redis_outage_rig(tmp_path, settings, seed=43)
     n_valid = valid_user_events(truth)
-    server = start_redis(tmp_path / "redis-var", persist=True)
-    s = settings(broker="apache", redis=False, clickhouse=False, redis_url=server.url, partitions=4)
-    stack = Stack(s, broker=s.broker_url)
-    stack.start()
-    pipe = Pipeline(stack, s, tmp_path / "logs")
     try:
         pipe.start_worker(0)
         pipe.wait_assigned(0)
