@@ -110,7 +110,6 @@ class ChampionGate:
     model_carries: bool = False
     since_check: int = 0
     last_auc: tuple[float, float] | None = None  # (scorecard, model) at the last comparison
-    switches: int = 0
 
     def observe(self, p_scorecard: float, p_model: float, y: bool) -> None:
         """Record one resolved label's two decision-time predictions; re-compare every ``every``."""
@@ -130,10 +129,7 @@ class ChampionGate:
         a_sc = exact_auc([r[0] for r in self.recent], ys)
         a_m = exact_auc([r[1] for r in self.recent], ys)
         self.last_auc = (a_sc, a_m)
-        carries = a_m > a_sc + self.margin if not self.model_carries else a_m >= a_sc - self.margin
-        if carries != self.model_carries:
-            self.switches += 1
-            self.model_carries = carries
+        self.model_carries = a_m > a_sc + self.margin if not self.model_carries else a_m >= a_sc - self.margin
 
 
 @dataclass
@@ -171,15 +167,22 @@ class DefaultModel:
     def model_pd(self, x: dict[str, float]) -> float:
         """The learned model's probability (plain logistic loss: both classes resolve at one horizon, so
         the label stream has the true class balance and probabilities stay calibrated)."""
-        if self.n_labels == 0:
-            return scorecard_pd(x)
-        return float(self.pipeline.predict_proba_one(model_features(x)).get(True, 0.0))
+        return self.score(x)[1]
 
-    def predict_one(self, x: dict[str, float], p_model: float | None = None) -> float:
+    def score(self, x: dict[str, float]) -> tuple[float, float]:
+        """(decision probability, learned model's probability), each computed once.
+
+        The learned model's is needed even while the scorecard decides: the gate compares both.
+        """
+        if self.n_labels == 0:
+            p = scorecard_pd(x)
+            return p, p
+        pm = float(self.pipeline.predict_proba_one(model_features(x)).get(True, 0.0))
+        return (pm if self.warm else scorecard_pd(x)), pm
+
+    def predict_one(self, x: dict[str, float]) -> float:
         """Decision probability: the learned model when it carries, else the scorecard."""
-        if self.warm:
-            return self.model_pd(x) if p_model is None else p_model
-        return scorecard_pd(x)
+        return self.score(x)[0]
 
     def learn_one(self, x: dict[str, float], y: bool, p_model: float | None = None) -> None:
         """Learn one resolved label (called only when the label is known in event time).

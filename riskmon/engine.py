@@ -22,6 +22,7 @@ from riskmon.contract import Account, Purchase, Repayment
 from riskmon.eventtime import MS_PER_DAY, fmt_ts
 from riskmon.features import applicant_features, is_night, window_features
 from riskmon.ladder import ContactWindow, dpd_at
+from riskmon.ledger import INSTALLMENT_PERIOD_MS
 from riskmon.limits import LimitDecision, consider_lower, consider_raise
 from riskmon.money import fmt
 from riskmon.policy import LadderStep, Policy
@@ -55,6 +56,8 @@ class Engine:
         self.tz = self.contact.tz
         self.grace_ms = policy.grace_days * MS_PER_DAY
         self.default_ms = policy.default_dpd * MS_PER_DAY
+        # a purchase's label is learnt this long after the decision: first due date, then default DPD
+        self.label_horizon_ms = INSTALLMENT_PERIOD_MS + self.default_ms
         self.pre_due_steps = [s for s in policy.ladder_steps if s.offset_days <= 0]
         self.dpd_steps = [s for s in policy.ladder_steps if s.offset_days > 0]
         self.freeze_dpd = int(policy.limits["freeze_dpd"])
@@ -159,11 +162,10 @@ class Engine:
             x[f"channel_{ch}"] = 1.0 if ev.channel == ch else 0.0
         anomaly = self.anomaly.score_and_learn(x)
         x["anomaly"] = anomaly  # the burst score is also evidence for the default model
-        pm = self.model.model_pd(x)  # computed even while the scorecard carries: the gate compares both
-        pd = self.model.predict_one(x, pm)
+        pd, pm = self.model.score(x)  # pm even while the scorecard carries: the gate compares both
         grade = pol.grade(pd)
         st.last_pd, st.grade, st.model_version = pd, grade, self.model.version
-        due1 = ev.ts + 30 * MS_PER_DAY
+        due1 = ev.ts + INSTALLMENT_PERIOD_MS
         st.labels.append([ev.event_id, due1, x, pd, pm, int(self.model.warm)])
         a = pol.alerts
         fraud = (anomaly >= a["fraud_anomaly"] and x["utilisation"] >= a["fraud_min_utilisation"]) or (

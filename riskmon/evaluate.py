@@ -34,7 +34,6 @@ from riskmon.money import to_fen
 from riskmon.offline import read_lines, run_offline
 from riskmon.policy import load_policy
 
-LABEL_HORIZON_MS = 60 * MS_PER_DAY  # a purchase's label is learnt at its first due date (+30 d) + 30 DPD
 TARGETS = {
     "model_auc_min": 0.80,
     "model_gap_max": 0.03,
@@ -47,7 +46,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()] if path.exists() else []
 
 
-def model_metrics(label_log: list[tuple], folds: int = 5, seed: int = 7) -> dict[str, Any]:
+def model_metrics(label_log: list[tuple], horizon_ms: int, folds: int = 5, seed: int = 7) -> dict[str, Any]:
     """Prequential AUCs of the default model against a hindsight gradient-boosting model on the same rows.
 
     Rows: every label of the run, and the "model era" — labels of decisions taken after the first label
@@ -55,7 +54,8 @@ def model_metrics(label_log: list[tuple], folds: int = 5, seed: int = 7) -> dict
     with hindsight on every other customer's labels (5 folds grouped by customer): with random folds it
     recognises each customer by the exact values of their applicant attributes and scores their other
     purchases from their own outcomes, which is memory, not modelling (reported as
-    ``batch_gbm_auc_random_folds`` for reference).
+    ``batch_gbm_auc_random_folds`` for reference). ``horizon_ms``: how long after its decision a label
+    is learnt (``Engine.label_horizon_ms``), to place each label at its decision time.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
@@ -67,7 +67,7 @@ def model_metrics(label_log: list[tuple], folds: int = 5, seed: int = 7) -> dict
     p_model = np.array([r[2] for r in label_log])
     warm = np.array([bool(r[5]) for r in label_log])
     learnt_at = np.array([r[4] for r in label_log])
-    decided_at = learnt_at - LABEL_HORIZON_MS
+    decided_at = learnt_at - horizon_ms
     users = np.array([r[6] for r in label_log])
     era = decided_at >= learnt_at.min()
     keys = sorted(k for k in label_log[0][0] if k not in EXCLUDED)
@@ -193,7 +193,7 @@ def evaluate(input_path: Path, truth_path: Path, replay_dir: Path | None = None,
     for topic, _, rec in run.outputs:
         by_topic[topic].append(rec)
     say("training the hindsight batch model")
-    model = model_metrics(engine.label_log)
+    model = model_metrics(engine.label_log, engine.label_horizon_ms)
     if replay_dir is not None:
         outputs = {"alerts": _read_jsonl(replay_dir / "alerts.jsonl"),
                    "limit-changes": _read_jsonl(replay_dir / "limit_changes.jsonl")}

@@ -81,13 +81,13 @@ def window_features(act: Activity, now: int) -> dict[str, float]:
     big = night = 0
     merchants: set[Any] = set()
     categories: set[Any] = set()
-    first_seen: dict[Any, int] = {}  # merchant -> its first purchase in the kept 30 days
+    seen_merchants: set[Any] = set()  # merchants of the kept 30 days, in time order
     new24 = 0
     for ts, amount, merchant, category, is_night_flag in act.purchases:
         if ts > now or ts <= lo30:
             continue
-        if merchant not in first_seen:
-            first_seen[merchant] = ts
+        if merchant not in seen_merchants:
+            seen_merchants.add(merchant)
             if ts > lo24h:
                 new24 += 1
         s30 += amount
