@@ -20,7 +20,6 @@ labels alone is the wrong hand-over rule (docs/model.md).
 
 from __future__ import annotations
 
-import math
 import pickle
 from collections import deque
 from dataclasses import dataclass, field
@@ -28,63 +27,12 @@ from dataclasses import dataclass, field
 from river import compose, linear_model, optim, preprocessing
 
 from online_models.metrics import exact_auc
-from online_models.scorecard import scorecard_pd
+from online_models.model_features import EXCLUDED, model_features
+from online_models.scorecard import Scorecard, load_scorecard
+
+__all__ = ["EXCLUDED", "ChampionGate", "DefaultModel", "model_features"]
 
 FORMAT = 2
-
-# Account age is kept out of the learned model: in a book where most accounts opened together, age is
-# calendar time, and a default hazard that peaks at a given age would only be learnt after that age has
-# passed for the cohort (the model would learn yesterday's lifecycle stage and apply it to today's).
-EXCLUDED = frozenset({"account_age_days"})
-
-
-def model_features(x: dict[str, float]) -> dict[str, float]:
-    """Fixed transforms of the decision-time features: bounded, mostly in [0, 3].
-
-    Why fixed transforms ahead of the scaler: an online StandardScaler sees a feature that is constant for
-    the first weeks (no account has history yet) with a near-zero variance, and the first real values
-    then get z-scores in the hundreds; clipping and logs keep every input in a sane range from day one.
-    """
-    lim = max(x.get("limit", 1.0), 1.0)
-    dsr = x.get("days_since_repayment", -1.0)
-    n_res = x.get("n_resolved", 0.0)
-    return {
-        "bureau_score": x.get("bureau_score", 0.0),
-        "bureau_missing": x.get("bureau_missing", 0.0),
-        "income_band": x.get("income_band", 1.0) / 3.0,
-        "age_band": x.get("age_band", 1.0) / 3.0,
-        "city_tier": x.get("city_tier", 2.0) / 4.0,
-        "utilisation": min(2.0, x.get("utilisation", 0.0)),
-        "late_ratio": x.get("late_ratio", 0.0),
-        "on_time_ratio": x.get("on_time_ratio", 1.0),
-        "log_on_time": math.log1p(n_res * x.get("on_time_ratio", 1.0)) / 2.0,
-        "log_late": math.log1p(n_res * x.get("late_ratio", 0.0)) / 2.0,
-        "dpd_now": min(60.0, x.get("dpd_now", 0.0)) / 30.0,
-        "max_dpd": min(60.0, x.get("max_dpd", 0.0)) / 30.0,
-        "n_episodes": min(3.0, x.get("n_episodes", 0.0)),
-        "never_repaid": 1.0 if dsr < 0 else 0.0,
-        "log_days_since_repay": math.log1p(max(dsr, 0.0)) / 4.0,
-        "repay_to_spend": min(2.0, x.get("repay_to_spend_30d", 1.0)),
-        "log_count_24h": math.log1p(x.get("count_24h", 0.0)),
-        "log_count_7d": math.log1p(x.get("count_7d", 0.0)),
-        "log_count_30d": math.log1p(x.get("count_30d", 0.0)),
-        "spend24_to_limit": min(2.0, x.get("spend_24h", 0.0) / lim),
-        "spend7_to_limit": min(3.0, x.get("spend_7d", 0.0) / lim),
-        "spend30_to_limit": min(4.0, x.get("spend_30d", 0.0) / lim),
-        "log_velocity": math.log1p(max(0.0, x.get("velocity_24h", 0.0))) / 3.0,
-        "night_share": x.get("night_share_30d", 0.0),
-        "anomaly": x.get("anomaly", 0.0),
-        "amount_to_limit": min(2.0, x.get("amount_to_limit", 0.0)),
-        "util_jump": min(2.0, max(0.0, x.get("util_jump", 0.0))),
-        "new_merchants_24h": min(5.0, x.get("new_merchants_24h", 0.0)) / 5.0,
-        "installments": x.get("installments", 1.0) / 24.0,
-        "log_distinct_merchants_7d": math.log1p(x.get("distinct_merchants_7d", 0.0)),
-        "log_distinct_categories_7d": math.log1p(x.get("distinct_categories_7d", 0.0)),
-        "log_limit": math.log(lim / 5000.0),
-        "channel_web": x.get("channel_web", 0.0),
-        "channel_pos": x.get("channel_pos", 0.0),
-    }
-
 
 def _new_pipeline() -> compose.Pipeline:
     return preprocessing.StandardScaler() | linear_model.LogisticRegression(
@@ -148,11 +96,14 @@ class DefaultModel:
     gate: ChampionGate = field(default_factory=ChampionGate)
     n_labels: int = 0
     n_positive: int = 0
+    scorecard: Scorecard = field(default_factory=load_scorecard)  # configuration, not checkpointed
 
     @classmethod
-    def for_settings(cls, min_labels: int) -> DefaultModel:
-        """A fresh model whose gate needs ``min_labels`` resolved labels (``RISKMON_MIN_LABELS_FOR_MODEL``)."""
-        return cls(gate=ChampionGate(window=max(2000, min_labels), min_labels=min_labels))
+    def for_settings(cls, min_labels: int, scorecard: Scorecard | None = None) -> DefaultModel:
+        """A fresh model whose gate needs ``min_labels`` resolved labels (``RISKMON_MIN_LABELS_FOR_MODEL``),
+        with ``scorecard`` as its prior (default: the shipped ``riskmon/policies/scorecard.json``)."""
+        return cls(gate=ChampionGate(window=max(2000, min_labels), min_labels=min_labels),
+                   scorecard=scorecard or load_scorecard())
 
     @property
     def version(self) -> str:
@@ -174,11 +125,12 @@ class DefaultModel:
 
         The learned model's is needed even while the scorecard decides: the gate compares both.
         """
+        f = model_features(x)
         if self.n_labels == 0:
-            p = scorecard_pd(x)
+            p = self.scorecard.pd_of_features(f)
             return p, p
-        pm = float(self.pipeline.predict_proba_one(model_features(x)).get(True, 0.0))
-        return (pm if self.warm else scorecard_pd(x)), pm
+        pm = float(self.pipeline.predict_proba_one(f).get(True, 0.0))
+        return (pm if self.warm else self.scorecard.pd_of_features(f)), pm
 
     def predict_one(self, x: dict[str, float]) -> float:
         """Decision probability: the learned model when it carries, else the scorecard."""
@@ -190,21 +142,24 @@ class DefaultModel:
         ``p_model`` is the learned model's prediction made at decision time (kept with the label); with
         the scorecard's, recomputed from the frozen features, it feeds the champion/challenger gate.
         """
+        f = model_features(x)
         if p_model is not None:
-            self.gate.observe(scorecard_pd(x), p_model, y)
+            self.gate.observe(self.scorecard.pd_of_features(f), p_model, y)
         self.n_labels += 1
         self.n_positive += int(bool(y))
-        self.pipeline.learn_one(model_features(x), bool(y))
+        self.pipeline.learn_one(f, bool(y))
 
     def to_bytes(self) -> bytes:
         """Checkpoint (pickle: River models are plain Python objects; the blob stays in our Redis)."""
         return pickle.dumps((FORMAT, self.pipeline, self.gate, self.n_labels, self.n_positive))
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> DefaultModel:
-        """Restore a checkpoint written by :meth:`to_bytes`."""
+    def from_bytes(cls, blob: bytes, scorecard: Scorecard | None = None) -> DefaultModel:
+        """Restore a checkpoint written by :meth:`to_bytes`; the scorecard is configuration, so it comes
+        from the caller (default: the shipped one), never from the checkpoint."""
         parts = pickle.loads(blob)  # noqa: S301 - our own checkpoint in our own Redis
         if parts[0] != FORMAT:
             raise ValueError(f"unsupported default-model checkpoint format {parts[0]} (this build reads {FORMAT})")
         _, pipeline, gate, n_labels, n_positive = parts
-        return cls(pipeline=pipeline, gate=gate, n_labels=n_labels, n_positive=n_positive)
+        return cls(pipeline=pipeline, gate=gate, n_labels=n_labels, n_positive=n_positive,
+                   scorecard=scorecard or load_scorecard())

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         description="YAML policy file (limits, ladder, pricing, EWS thresholds, alert routing). "
         "Unset: the packaged `riskmon/policies/default.yaml`.",
     )
+    scorecard_file: Path | None = Field(
+        None, description="Scorecard prior (JSON points table over the model features; refit with "
+        "`riskmon fit-scorecard`). Default: the shipped riskmon/policies/scorecard.json.",
+    )
     batch_size: int = Field(500, ge=1, description="Max events per agent batch (`stream.take_events`).")
     merge_buffer_max: int = Field(
         200_000, ge=1, description="Most events held in a worker's event-time merge buffer (across "
@@ -100,6 +104,11 @@ class Settings(BaseSettings):
     def policy_path(self) -> Path:
         """The effective policy file path."""
         return self.policy_file or Path(__file__).resolve().parent / "policies" / "default.yaml"
+
+    @property
+    def scorecard_path(self) -> Path:
+        """The effective scorecard file path."""
+        return self.scorecard_file or Path(__file__).resolve().parent / "policies" / "scorecard.json"
 
 
 @lru_cache(maxsize=1)

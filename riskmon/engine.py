@@ -168,9 +168,14 @@ class Engine:
         due1 = ev.ts + INSTALLMENT_PERIOD_MS
         st.labels.append([ev.event_id, due1, x, pd, pm, int(self.model.warm)])
         a = pol.alerts
+        spend24_fen = x["spend_24h"] * 100
         fraud = (anomaly >= a["fraud_anomaly"] and x["utilisation"] >= a["fraud_min_utilisation"]) or (
             x["new_merchants_24h"] >= a["fraud_new_merchants_24h"]
-            and x["spend_24h"] * 100 >= a["fraud_min_burst_to_limit"] * st.credit_limit
+            and spend24_fen >= a["fraud_min_burst_to_limit"] * st.credit_limit
+        ) or (  # a faster burst: fewer unfamiliar merchants, more of the limit, an unusual pattern
+            x["new_merchants_24h"] >= a["fraud_fast_new_merchants_24h"]
+            and spend24_fen >= a["fraud_fast_min_burst_to_limit"] * st.credit_limit
+            and anomaly >= a["fraud_fast_min_anomaly"]
         )
         uid = st.user_id
         if ev.amount > available:

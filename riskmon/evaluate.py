@@ -27,6 +27,7 @@ import orjson
 
 from online_models.default_model import EXCLUDED, DefaultModel
 from online_models.metrics import exact_auc
+from online_models.scorecard import load_scorecard
 from riskmon.config import Settings
 from riskmon.engine import Engine
 from riskmon.eventtime import MS_PER_DAY, parse_ts
@@ -185,7 +186,7 @@ def evaluate(input_path: Path, truth_path: Path, replay_dir: Path | None = None,
     truth = json.loads(truth_path.read_text())
     engine = Engine(policy, lateness_ms=settings.allowed_lateness_s * 1000,
                     dedup_window_ms=settings.dedup_window_days * MS_PER_DAY)
-    engine.model = DefaultModel.for_settings(settings.min_labels_for_model)
+    engine.model = DefaultModel.for_settings(settings.min_labels_for_model, load_scorecard(settings.scorecard_path))
     engine.label_log = []
     say("running the engine over the input (broker-free)")
     run = run_offline(read_lines(input_path), engine)

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "services",
     "bench",
     "evaluate",
+    "fit_scorecard",
     "db",
     "dashboards",
     "report",

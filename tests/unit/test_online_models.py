@@ -7,7 +7,7 @@ import random
 from online_models.anomaly import PurchaseAnomaly
 from online_models.default_model import DefaultModel
 from online_models.metrics import Prequential, exact_auc
-from online_models.scorecard import scorecard_pd
+from online_models.scorecard import Scorecard
 from riskmon.config import Settings
 from riskmon.engine import Engine
 from riskmon.eventtime import parse_ts
@@ -16,6 +16,8 @@ from riskmon.policy import load_policy
 from tests.unit.builders import DAY, Stream
 
 T0 = parse_ts("2026-03-01T02:00:00Z")
+# A small explicit prior, so these tests do not move when the shipped scorecard is refitted.
+BUREAU_ONLY = Scorecard(intercept=-4.0, weights={"bureau_score": -0.7})
 
 
 def _data(n: int, seed: int = 1) -> list[tuple[dict[str, float], bool]]:
@@ -63,9 +65,9 @@ def test_learned_model_takes_over_only_when_it_ranks_recent_labels_better() -> N
     for _ in range(6000):
         x = {"bureau_score": rng.gauss(0, 1), "spend_30d": rng.random() * 4000, "limit": 2000.0}
         rows.append((x, rng.random() < (0.25 if x["spend_30d"] > 3000 else 0.01)))
-    m = DefaultModel.for_settings(1000)
+    m = DefaultModel.for_settings(1000, BUREAU_ONLY)
     x_risky = {"bureau_score": 0.0, "spend_30d": 3900.0, "limit": 2000.0}
-    assert m.predict_one(x_risky) == scorecard_pd(x_risky)  # cold: the scorecard decides
+    assert m.predict_one(x_risky) == BUREAU_ONLY.pd(x_risky)  # cold: the scorecard decides
     _learn_prequentially(m, rows)
     assert m.warm and m.gate.last_auc is not None and m.gate.last_auc[1] > m.gate.last_auc[0]
     assert m.predict_one(x_risky) == m.model_pd(x_risky) > 0.1
@@ -78,11 +80,11 @@ def test_scorecard_keeps_decisions_when_the_model_is_no_better() -> None:
     rows = []
     for _ in range(6000):
         x = {"bureau_score": rng.gauss(-3, 1.5)}  # a riskier book, so recent windows hold enough defaults
-        rows.append((x, rng.random() < scorecard_pd(x)))
-    m = DefaultModel.for_settings(1000)
+        rows.append((x, rng.random() < BUREAU_ONLY.pd(x)))
+    m = DefaultModel.for_settings(1000, BUREAU_ONLY)
     _learn_prequentially(m, rows)
     assert m.n_labels == 6000 and m.gate.last_auc is not None
-    assert not m.warm and m.predict_one(rows[0][0]) == scorecard_pd(rows[0][0])
+    assert not m.warm and m.predict_one(rows[0][0]) == BUREAU_ONLY.pd(rows[0][0])
 
 
 def test_labels_are_learnt_only_at_the_horizon_in_event_time() -> None:
