@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     mask_customer_ids: bool = Field(
         True, description="Mask user / enterprise ids in payloads sent to external hooks."
     )
+    trace_latency: bool = Field(
+        False, description="Record where each purchase's latency goes in the worker (broker -> worker, "
+        "merge-buffer wait, apply) and full GC pauses, into the Redis list rm:trace:latency; "
+        "`riskmon bench` turns it on for its latency stage.",
+    )
     log_level: str = Field("warn", description="Worker log level: crit|error|warn|info|debug.")
 
     @property

@@ -22,6 +22,7 @@ import asyncio
 import heapq
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,6 +41,8 @@ from riskmon.engine import Engine
 from riskmon.policy import Policy
 from riskmon.state.accounts import AccountStore
 from streams.emit import dead_letter_for
+from streams.gc_pauses import freeze_long_lived_objects
+from streams.latency_trace import LatencyTrace
 from streams.topics import USER_TOPICS, unprefixed
 
 TOPIC_RANK = {"accounts": 0, "purchases": 1, "repayments": 2}  # same-instant order: open, buy, pay
@@ -86,7 +89,7 @@ class ConsumerCreditRuntime:
 
     def __init__(self, settings: Settings, policy: Policy, client: aioredis.Redis, worker_id: str, *,
                  publish: Publish, assigned_partitions: Callable[[], list[int]],
-                 input_partitions: Callable[[], list[PartitionInfo]] = list) -> None:
+                 input_partitions: Callable[[], list[PartitionInfo]] = list, freeze_gc: bool = False) -> None:
         self.publish = publish
         self.assigned_partitions = assigned_partitions
         self.input_partitions = input_partitions
@@ -112,6 +115,8 @@ class ConsumerCreditRuntime:
         self.models_loaded = False
         self.batches = 0
         self.generation = 0  # bumped by every rebalance
+        self.trace = LatencyTrace() if settings.trace_latency else None
+        self.freeze_gc = freeze_gc  # a worker process (not a test driving the runtime in-process)
 
     def on_rebalance(self) -> None:
         """Partitions moved: cached states and timers may belong to another worker now.
@@ -140,6 +145,8 @@ class ConsumerCreditRuntime:
             log.warning("model checkpoint not restored (%s); starting from the scorecard prior", exc)
         self.models_loaded = True
         log.info("models restored: %s", self.engine.model.version)
+        if self.freeze_gc:
+            freeze_long_lived_objects()  # the restored trees live as long as the process
 
     async def _load_timers(self) -> None:
         parts = self.assigned_partitions()
@@ -183,6 +190,8 @@ class ConsumerCreditRuntime:
             # contiguous acked offset, so acks must come in offset order (late events are applied early).
             msg.incref()
             entry = [msg.offset, event, False]
+            if self.trace is not None:
+                entry.append((time.time(), msg.timestamp))
             self.ack_queues.setdefault(key, deque()).append(entry)
             ev = decode(topic, msg.value, self.settings.max_message_bytes)
             if isinstance(ev, Rejected):
@@ -247,8 +256,11 @@ class ConsumerCreditRuntime:
         while self.pending and self.pending[0][0] <= horizon:
             item = heapq.heappop(self.pending)
             released.append(item)
+        t_released = time.time()
         if not await self._apply([(it[5], it[2], it[6]) for it in released], [d for d, _ in dead]):
             return  # partitions moved mid-batch: nothing is acked, every partition is re-read
+        if self.trace is not None:
+            await self._trace(released, t_released)
         for it in released:
             self.applied_max = max(self.applied_max, it[0])
             it[6][2] = True
@@ -313,6 +325,19 @@ class ConsumerCreditRuntime:
                 self.reload_timers = True
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)
+
+    async def _trace(self, released: list[tuple], t_released: float) -> None:
+        trace = self.trace
+        assert trace is not None
+        t_done = time.time()
+        for it in released:
+            if it[1] == TOPIC_RANK["purchases"] and len(it[6]) > 3:
+                trace.record(it[6][3][0], it[6][3][1], t_released, t_done)
+        if trace.due():
+            try:
+                await trace.flush(self.client)
+            except (RedisError, OSError) as exc:  # best effort: tracing never fails a batch
+                log.warning("latency trace not shipped (%s)", type(exc).__name__)
 
     def _drop_overtaken_batch(self) -> bool:
         """Forget a batch a rebalance overtook: its events are read again from the committed offsets, and

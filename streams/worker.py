@@ -18,6 +18,7 @@ from sinks.hooks.dispatcher import HookDispatcher
 from streams.agents import accounts, alert_hooks, business_metrics, purchases, repayments
 from streams.app import create_app
 from streams.consumer_credit import ConsumerCreditRuntime, faust_runtime_hooks
+from streams.gc_pauses import freeze_long_lived_objects
 
 HOOK_DEAD_LETTERS_TOPIC = "hook-dead-letters"
 HOOK_DRAIN_S = 5.0  # on shutdown, queued hook deliveries get this long before they are dead-lettered
@@ -32,7 +33,7 @@ def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     client = aioredis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
                                health_check_interval=30)
-    runtime = ConsumerCreditRuntime(settings, policy, client, worker_id,
+    runtime = ConsumerCreditRuntime(settings, policy, client, worker_id, freeze_gc=True,
                                     **faust_runtime_hooks(app, settings.topic_prefix))
     ews = EwsService(client, policy.section("ews"), settings.state_ttl_days * 86_400)
     hooks = HookDispatcher(settings, policy.section("hooks"), client,
@@ -99,4 +100,5 @@ def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     # --without-web: Faust's worker command would turn the web server on regardless of the app's
     # web_enabled=False, and a second worker on the same host then dies binding port 6066.
     sys.argv = ["riskmon-worker", "worker", "--without-web", "-l", loglevel or settings.log_level]
+    freeze_long_lived_objects()  # modules, the app, the models: alive for the whole process
     app.main()

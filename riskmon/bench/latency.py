@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -108,3 +109,27 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
 
     A worker consuming ``prefix`` topics must already be running and have joined its group."""
     return asyncio.run(_run(lines, bootstrap, prefix, rate, warmup_s, settle_s, progress))
+
+
+def summarise_worker_trace(docs: list[bytes], warmup_s: float) -> dict[str, Any]:
+    """p50 / p99 in ms of each segment the worker traced (``streams.latency_trace``; samples of its first
+    ``warmup_s`` seconds left out) and its full GC pauses, from the ``rm:trace:latency`` documents."""
+    samples: list[list[float]] = []
+    pauses: list[list[float]] = []
+    for raw in docs:
+        d = orjson.loads(raw)
+        samples += d["s"]
+        pauses += d["gc"]
+    if not samples:
+        return {"samples": 0}
+    t0 = min(s[0] for s in samples) + warmup_s
+    kept = [s for s in samples if s[0] >= t0] or samples
+    out: dict[str, Any] = {"samples": len(kept)}
+    for i, name in ((1, "in"), (2, "wait"), (3, "apply")):
+        vals = [s[i] * 1000 for s in kept]
+        out[f"{name}_p50_ms"] = round(percentile(vals, 0.5), 1)
+        out[f"{name}_p99_ms"] = round(percentile(vals, 0.99), 1)
+    late = [ms for t, ms in pauses if t >= t0]  # not the deliberate collection at start (gc_pauses.py)
+    out["gc2_pauses"] = len(late)
+    out["gc2_max_ms"] = round(max(late, default=0.0), 1)
+    return out

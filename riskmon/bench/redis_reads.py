@@ -1,7 +1,8 @@
 """Stage (f): the Redis round trips of a batch, timed on the states the full pipeline left behind.
 
-``AccountStore.load`` of ``batch`` cold users (a fresh store: no cache, so one pipelined HMGET round
-trip + deserialisation) and ``AccountStore.commit`` of the same states (the CAS Lua script: version
+``AccountStore.load`` of ``batch`` cold users (a fresh store: no cache, so one round trip that HMGETs
+them all + deserialisation; the round trip alone is also timed, as ``fetch``, at ``batch`` and at 50
+users) and ``AccountStore.commit`` of the same states (the CAS Lua script: version
 check, state writes, TTLs, timers, counters) — the two Redis costs the worker pays per batch.
 """
 
@@ -16,6 +17,8 @@ import redis.asyncio as aioredis
 from riskmon.bench.latency import percentile
 from riskmon.state.accounts import AccountStore
 
+SMALL_BATCH = 50  # cold users of a typical live batch (a few hundred events, most users cached)
+
 
 async def _run(redis_url: str, batch: int, rounds: int, seed: int) -> dict[str, float]:
     client = aioredis.from_url(redis_url)
@@ -24,10 +27,17 @@ async def _run(redis_url: str, batch: int, rounds: int, seed: int) -> dict[str, 
         if not users:
             raise RuntimeError("no account states in Redis: run the pipeline first")
         rng = random.Random(seed)
-        load_ms, commit_ms, blob_bytes = [], [], 0
+        load_ms, commit_ms, fetch_ms, fetch_small_ms, blob_bytes = [], [], [], [], 0
         for _ in range(rounds):
             store = AccountStore(client, ttl_s=86_400 * 400)
             chosen = set(rng.sample(users, min(batch, len(users))))
+            t = time.perf_counter()
+            await store.fetch(sorted(chosen))
+            fetch_ms.append((time.perf_counter() - t) * 1000)
+            small = rng.sample(users, min(SMALL_BATCH, len(users)))
+            t = time.perf_counter()
+            await store.fetch(small)
+            fetch_small_ms.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             states = await store.load(chosen)
             load_ms.append((time.perf_counter() - t) * 1000)
@@ -47,6 +57,11 @@ async def _run(redis_url: str, batch: int, rounds: int, seed: int) -> dict[str, 
             "load_p50_ms": round(percentile(load_ms, 0.5), 2),
             "load_p99_ms": round(percentile(load_ms, 0.99), 2),
             "load_per_user_us": round(sum(load_ms) / n * 1000, 1),
+            "fetch_p50_ms": round(percentile(fetch_ms, 0.5), 2),
+            "fetch_p99_ms": round(percentile(fetch_ms, 0.99), 2),
+            "fetch_small_batch": min(SMALL_BATCH, len(users)),
+            "fetch_small_p50_ms": round(percentile(fetch_small_ms, 0.5), 2),
+            "fetch_small_p99_ms": round(percentile(fetch_small_ms, 0.99), 2),
             "commit_p50_ms": round(percentile(commit_ms, 0.5), 2),
             "commit_p99_ms": round(percentile(commit_ms, 0.99), 2),
         }

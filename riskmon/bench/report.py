@@ -49,9 +49,18 @@ def render(report: dict[str, Any]) -> Group:
         other.add_row(f"event -> decision at {lat['offered_rate']:.0f}/s (achieved {lat['achieved_rate']:.0f}/s)",
                       f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
                       f"({lat['decisions_measured']:,} decisions)")
+        wb = lat.get("worker_breakdown") or {}
+        if wb.get("samples"):
+            other.add_row("  in the worker, p50 / p99: broker -> worker, merge wait, apply",
+                          f"{wb['in_p50_ms']} / {wb['in_p99_ms']}, {wb['wait_p50_ms']} / {wb['wait_p99_ms']}, "
+                          f"{wb['apply_p50_ms']} / {wb['apply_p99_ms']} ms")
+            other.add_row("  full GC pauses during the stage", f"{wb['gc2_pauses']}, max {wb['gc2_max_ms']} ms")
     rt = report.get("redis_round_trips")
     if rt:
         other.add_row(f"AccountStore.load, {rt['batch']} cold users", f"p50 {rt['load_p50_ms']} ms, p99 {rt['load_p99_ms']} ms")
+        other.add_row(f"  of which the Redis round trip ({rt['batch']} / {rt['fetch_small_batch']} users)",
+                      f"p50 {rt['fetch_p50_ms']} / {rt['fetch_small_p50_ms']} ms, "
+                      f"p99 {rt['fetch_p99_ms']} / {rt['fetch_small_p99_ms']} ms")
         other.add_row(f"AccountStore.commit, {rt['batch']} users", f"p50 {rt['commit_p50_ms']} ms, p99 {rt['commit_p99_ms']} ms")
         other.add_row("mean state blob", f"{rt['mean_state_bytes']:.0f} bytes")
     c = report.get("stages", {}).get("c_pipeline_1", {}).get("redis")

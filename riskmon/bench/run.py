@@ -24,6 +24,7 @@ from riskmon.config import Settings
 from riskmon.contract import INPUT_TOPICS
 from riskmon.services import procs
 from riskmon.services.stack import Stack
+from streams import latency_trace
 from streams.topics import all_topic_names
 
 # (stage, done, total): absolute progress of a stage; total 0 = unknown.
@@ -216,6 +217,7 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                 f"batch window {cfg.latency_batch_within_s * 1000:.0f} ms)")
             env = {**stack.env(), "RISKMON_APP_ID": group, "RISKMON_TOPIC_PREFIX": prefix,
                    "RISKMON_PARTITIONS": str(cfg.partitions), "RISKMON_BATCH_WITHIN_S": str(cfg.latency_batch_within_s),
+                   "RISKMON_TRACE_LATENCY": "1",
                    "FAUST_WEB_PORT": str(procs.free_port())}
             wp = procs.start("worker-latency", worker, log_dir=run.log_dir, cwd=run.work_dir(), env=env)
             try:
@@ -224,6 +226,9 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                     lines[:n_latency], stack.bootstrap, prefix, rate=cfg.latency_rate, warmup_s=cfg.latency_warmup_s,
                     progress=_counter(run.progress, "(e) latency", n_latency)),
                     "batch_within_s": cfg.latency_batch_within_s, "workers": 1}
+                time.sleep(latency_trace.FLUSH_EVERY_S + 0.5)  # the worker ships its last trace samples
+                report["latency"]["worker_breakdown"] = latency.summarise_worker_trace(
+                    r.lrange(latency_trace.TRACE_KEY, 0, -1), cfg.latency_warmup_s)
                 if not wp.alive():
                     raise RuntimeError(f"latency worker exited:\n{wp.log_tail()}")
             finally:

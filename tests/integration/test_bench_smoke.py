@@ -38,9 +38,13 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
         assert counters["events_valid"] + counters.get("duplicates", 0) > 0
     rt = report["redis_round_trips"]
     assert rt["batch"] == 50 and rt["rounds"] == 5 and rt["load_p99_ms"] >= rt["load_p50_ms"] > 0
+    assert rt["fetch_p99_ms"] >= rt["fetch_p50_ms"] > 0 and rt["fetch_small_batch"] == 50
     lat = report["latency"]
     assert lat["decisions_measured"] > 0 and lat["max_ms"] >= lat["p99_ms"] >= lat["p50_ms"] > 0
     assert lat["purchases_unanswered"] == 0  # every paced purchase got its decision
+    wb = lat["worker_breakdown"]  # the worker traced where each purchase's time went
+    assert 0 < wb["samples"] <= lat["decisions_measured"] + 200
+    assert wb["in_p99_ms"] >= wb["in_p50_ms"] > 0 and wb["apply_p99_ms"] >= wb["apply_p50_ms"] > 0
     assert set(report["ratios"]) == {"c_over_b", "c_over_a", "d_over_c"}
     assert all(t["met"] in (True, False) for t in report["targets"].values())
     assert {"produce (a,b)", "(a) raw", "(e) latency"} <= seen
