@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import faust
+from mode.utils.logging import level_number
 
 from riskmon.config import Settings
 
@@ -43,3 +46,17 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=30.0,
         broker_heartbeat_interval=3.0,
     )
+
+
+def keep_root_log_level(app: faust.App, loglevel: str) -> None:
+    """Put the root logger back at ``loglevel`` once the worker runs.
+
+    Why: Faust's worker sets the root logger to DEBUG so that its terminal spinner turns on every log
+    call. Every debug call of aiokafka, mode and Faust then built a LogRecord (caller lookup included)
+    that no handler printed: several per message on the hot path, about a tenth of a worker's CPU
+    (docs/performance.md). Nothing is lost: the handlers were already at ``loglevel``.
+    """
+
+    @app.task
+    async def _restore_root_log_level() -> None:
+        logging.getLogger().setLevel(level_number(loglevel))

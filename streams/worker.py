@@ -16,7 +16,7 @@ from riskmon.ews.service import EwsService
 from riskmon.policy import load_policy
 from sinks.hooks.dispatcher import HookDispatcher
 from streams.agents import accounts, alert_hooks, business_metrics, purchases, repayments
-from streams.app import create_app
+from streams.app import create_app, keep_root_log_level
 from streams.consumer_credit import ConsumerCreditRuntime, faust_runtime_hooks
 from streams.gc_pauses import freeze_long_lived_objects
 
@@ -24,7 +24,7 @@ HOOK_DEAD_LETTERS_TOPIC = "hook-dead-letters"
 HOOK_DRAIN_S = 5.0  # on shutdown, queued hook deliveries get this long before they are dead-lettered
 
 
-def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
+def build_worker(settings: Settings, worker_id: str | None = None, loglevel: str | None = None) -> faust.App:
     """A fully wired Faust app, ready for ``app.main()``."""
     if not settings.redis_url:
         raise SystemExit("RISKMON_REDIS_URL is not set: start services with `riskmon services up` first")
@@ -52,6 +52,7 @@ def build_worker(settings: Settings, worker_id: str | None = None) -> faust.App:
     @app.task
     async def _start_hooks() -> None:
         await hooks.start()
+    keep_root_log_level(app, loglevel or settings.log_level)
 
     @app.timer(interval=0.5)
     async def _tick() -> None:
@@ -96,7 +97,7 @@ def hook_dead_letter_publisher(app: faust.App, prefix: str) -> Any:
 
 def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     """Run a worker in the foreground until SIGTERM / Ctrl-C."""
-    app = build_worker(settings)
+    app = build_worker(settings, loglevel=loglevel)
     # --without-web: Faust's worker command would turn the web server on regardless of the app's
     # web_enabled=False, and a second worker on the same host then dies binding port 6066.
     sys.argv = ["riskmon-worker", "worker", "--without-web", "-l", loglevel or settings.log_level]

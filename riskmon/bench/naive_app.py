@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from riskmon.config import Settings
 from riskmon.contract import INPUT_TOPICS
+from streams.app import keep_root_log_level
 from streams.topics import input_topic
 
 
@@ -43,6 +44,7 @@ def build_app(settings: Settings, mode: str) -> faust.App:
 
     for name in INPUT_TOPICS:
         make_agent(name)
+    keep_root_log_level(app, "warn")  # the same fix as riskmon's worker: a fair baseline
     return app
 
 
