@@ -1,0 +1,38 @@
+"""The account state blob: exact round trip, compact pending labels, older blobs still readable."""
+
+from __future__ import annotations
+
+import orjson
+
+from riskmon.account import AccountState
+
+
+def _state_with_labels(n: int) -> AccountState:
+    st = AccountState("u1")
+    for i in range(n):
+        x = {"utilisation": 0.1 * i, "limit": 5000.0, "dpd_now": 0.0, "anomaly": 0.123456789 + i}
+        st.labels.append([f"p{i}", 1_000 * i, x, 0.01 * i, 0.02, 0])
+    return st
+
+
+def test_labels_round_trip_exactly_with_feature_names_written_once() -> None:
+    st = _state_with_labels(10)
+    blob = st.to_bytes()
+    back = AccountState.from_bytes(blob)
+    assert back.labels == st.labels and back.to_bytes() == blob
+    assert [list(lab[2]) for lab in back.labels] == [list(lab[2]) for lab in st.labels]  # key order kept
+    assert blob.count(b'"utilisation"') == 1
+
+
+def test_a_blob_with_labels_in_the_plain_form_still_reads() -> None:
+    st = _state_with_labels(3)
+    doc = orjson.loads(st.to_bytes())
+    doc["lb"] = st.labels  # the form written before labels were packed
+    assert AccountState.from_bytes(orjson.dumps(doc)).labels == st.labels
+
+
+def test_labels_with_different_feature_sets_keep_the_plain_form() -> None:
+    st = _state_with_labels(3)
+    st.labels[1][2] = {**st.labels[1][2], "extra": 1.0}
+    back = AccountState.from_bytes(st.to_bytes())
+    assert back.labels == st.labels
