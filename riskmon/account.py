@@ -207,21 +207,18 @@ def _pack_labels(labels: list[list[Any]]) -> list[list[Any]] | dict[str, Any]:
 
     Why: each pending label keeps its decision-time feature vector (~37 named values); written as a dict
     per label they were 80 % of a state blob (11.4 KB mean at 10 labels per account), and of the
-    worker's serialisation and Redis traffic. Labels whose features do not share one key set (none
+    worker's serialisation and Redis traffic. Labels whose features do not share one key order (none
     today) keep the plain form, which :func:`_unpack_labels` also reads.
     """
     if not labels:
         return []
-    keys = list(labels[0][2])
+    keys = tuple(labels[0][2])
     rows = []
     for lab in labels:
         x = lab[2]
-        try:
-            if len(x) != len(keys):
-                return labels
-            rows.append([lab[0], lab[1], [x[k] for k in keys], *lab[3:]])
-        except KeyError:
+        if tuple(x) != keys:  # same names in the same order: the values line up
             return labels
+        rows.append([lab[0], lab[1], list(x.values()), *lab[3:]])
     return {"k": keys, "v": rows}
 
 

@@ -107,7 +107,7 @@ class ConsumerCreditRuntime:
         self.engine = Engine(policy, lateness_ms=settings.allowed_lateness_s * 1000,
                              dedup_window_ms=settings.dedup_window_days * 86_400_000, worker_id=worker_id,
                              model=DefaultModel.for_settings(settings.min_labels_for_model,
-                                                                    load_scorecard(settings.scorecard_path)))
+                                                             load_scorecard(settings.scorecard_path)))
         self.lock = asyncio.Lock()
         self.heap: list[tuple[int, str]] = []
         self.timer_at: dict[str, tuple[int, int]] = {}  # user -> (instant, partition)
@@ -259,8 +259,6 @@ class ConsumerCreditRuntime:
         t_released = time.time()
         if not await self._apply([(it[5], it[2], it[6]) for it in released], [d for d, _ in dead]):
             return  # partitions moved mid-batch: nothing is acked, every partition is re-read
-        if self.trace is not None:
-            await self._trace(released, t_released)
         for it in released:
             self.applied_max = max(self.applied_max, it[0])
             it[6][2] = True
@@ -269,6 +267,8 @@ class ConsumerCreditRuntime:
         for queue in self.ack_queues.values():
             while queue and queue[0][2]:
                 queue.popleft()[1].ack()  # in offset order: the offset becomes committable
+        if self.trace is not None:
+            await self._trace(released, t_released)
 
     async def _apply(self, valid: list, dead: list) -> bool:
         """Apply a batch and commit it; False if a rebalance overtook it (then nothing was committed).
@@ -327,6 +327,7 @@ class ConsumerCreditRuntime:
                 delay = min(delay * 2, 5.0)
 
     async def _trace(self, released: list[tuple], t_released: float) -> None:
+        """Record the purchases of a finished batch (``RISKMON_TRACE_LATENCY``); ship samples now and then."""
         trace = self.trace
         assert trace is not None
         t_done = time.time()
