@@ -1,8 +1,9 @@
 """The worker side of the consumer-credit core: batches in, state round trip, outputs out.
 
-One :class:`ConsumerCreditRuntime` per worker process is shared by the accounts, purchases and
-repayments agents (co-partitioned, so one worker owns a user's three partitions); a lock serialises
-their batches so a user's state is never applied twice at once.
+One :class:`ConsumerCreditRuntime` per worker process takes the batches of the consumer-credit agent,
+one stream over the accounts, purchases and repayments topics (co-partitioned, so one worker owns a
+user's three partitions; ``streams/agents/consumer_credit.py``). A lock serialises batches (the agent's
+and the timer tick's) so a user's state is never applied twice at once.
 
 Order of effects per batch, which is what makes redelivery harmless:
 1. decode; rejected messages become dead letters; valid ones wait in an event-time merge buffer (their

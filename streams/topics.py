@@ -21,6 +21,12 @@ def input_topic(app: faust.App, name: str, prefix: str = "") -> faust.TopicT:
                      partitions=app.conf.topic_partitions)
 
 
+def user_topics(app: faust.App, prefix: str = "") -> faust.TopicT:
+    """``accounts``, ``purchases`` and ``repayments`` as one topic object (one agent reads all three)."""
+    return app.topic(*(prefix + t for t in USER_TOPICS), key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=app.conf.topic_partitions)
+
+
 def all_topic_names(prefix: str = "") -> list[str]:
     """Every topic riskmon reads or writes (created up front with the same partition count)."""
     return [prefix + t for t in (*contract.INPUT_TOPICS, *out.OUTPUT_TOPICS)]

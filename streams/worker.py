@@ -15,7 +15,7 @@ from riskmon.config import Settings
 from riskmon.ews.service import EwsService
 from riskmon.policy import load_policy
 from sinks.hooks.dispatcher import HookDispatcher
-from streams.agents import accounts, alert_hooks, business_metrics, purchases, repayments
+from streams.agents import alert_hooks, business_metrics, consumer_credit
 from streams.app import create_app, keep_root_log_level
 from streams.consumer_credit import ConsumerCreditRuntime, faust_runtime_hooks
 from streams.gc_pauses import freeze_long_lived_objects
@@ -66,8 +66,7 @@ def build_worker(settings: Settings, worker_id: str | None = None, loglevel: str
         # dropped silently; an interrupted delivery leaves its claim for a flagged takeover.
         await hooks.stop(drain_timeout_s=HOOK_DRAIN_S)
 
-    for module in (accounts, purchases, repayments):
-        module.register(app, settings, runtime)
+    consumer_credit.register(app, settings, runtime)
     business_metrics.register(app, settings, ews)
     alert_hooks.register(app, settings, hooks)
     app.riskmon_runtime = runtime  # type: ignore[attr-defined]
