@@ -83,7 +83,3 @@ def load_scorecard(path: Path = SHIPPED) -> Scorecard:
     """The scorecard at ``path`` (cached: every worker and replay reads it once)."""
     return Scorecard.load(path)
 
-
-def scorecard_pd(x: dict[str, float]) -> float:
-    """Default probability from the shipped scorecard (tests and notebooks; the engine uses its own)."""
-    return load_scorecard().pd(x)

@@ -25,15 +25,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from online_models.default_model import EXCLUDED, DefaultModel
+from online_models.default_model import EXCLUDED
 from online_models.metrics import exact_auc
-from online_models.scorecard import load_scorecard
 from riskmon.config import Settings
-from riskmon.engine import Engine
 from riskmon.eventtime import MS_PER_DAY, parse_ts
 from riskmon.money import to_fen
-from riskmon.offline import read_lines, run_offline
-from riskmon.policy import load_policy
+from riskmon.offline import labelled_engine, read_lines, run_offline
 
 TARGETS = {
     "model_auc_min": 0.80,
@@ -182,12 +179,9 @@ def evaluate(input_path: Path, truth_path: Path, replay_dir: Path | None = None,
     from riskmon.ews.offline import run_offline as run_ews_offline
 
     settings = settings or Settings()
-    policy = load_policy(settings.policy_path)
     truth = json.loads(truth_path.read_text())
-    engine = Engine(policy, lateness_ms=settings.allowed_lateness_s * 1000,
-                    dedup_window_ms=settings.dedup_window_days * MS_PER_DAY)
-    engine.model = DefaultModel.for_settings(settings.min_labels_for_model, load_scorecard(settings.scorecard_path))
-    engine.label_log = []
+    engine = labelled_engine(settings)
+    policy = engine.policy
     say("running the engine over the input (broker-free)")
     run = run_offline(read_lines(input_path), engine)
     by_topic: dict[str, list[dict]] = defaultdict(list)

@@ -14,10 +14,14 @@ from typing import Any
 
 import orjson
 
+from online_models.default_model import DefaultModel
+from online_models.scorecard import load_scorecard
 from riskmon.account import AccountState
+from riskmon.config import Settings
 from riskmon.contract import TOPIC_METRICS, Rejected, decode
 from riskmon.engine import Emitted, Engine
-from riskmon.eventtime import Watermark
+from riskmon.eventtime import MS_PER_DAY, Watermark
+from riskmon.policy import load_policy
 
 
 def read_lines(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -42,6 +46,18 @@ class OfflineRun:
     applied: int = 0
     duplicates: int = 0
     watermark: int = 0
+
+
+def labelled_engine(settings: Settings) -> Engine:
+    """An engine configured like a worker's (policy, lateness, dedup window, scorecard prior) that also
+    logs every learnt label with its decision-time features (``engine.label_log``), for
+    ``riskmon evaluate`` and ``riskmon fit-scorecard``."""
+    engine = Engine(load_policy(settings.policy_path), lateness_ms=settings.allowed_lateness_s * 1000,
+                    dedup_window_ms=settings.dedup_window_days * MS_PER_DAY,
+                    model=DefaultModel.for_settings(settings.min_labels_for_model,
+                                                    load_scorecard(settings.scorecard_path)))
+    engine.label_log = []
+    return engine
 
 
 def run_offline(messages: Iterable[tuple[str, bytes]], engine: Engine, batch_size: int = 500) -> OfflineRun:

@@ -37,13 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from online_models.default_model import DefaultModel
-    from online_models.scorecard import load_scorecard
     from online_models.scorecard_fit import fit_scorecard
-    from riskmon.engine import Engine
-    from riskmon.eventtime import MS_PER_DAY
-    from riskmon.offline import read_lines, run_offline
-    from riskmon.policy import load_policy
+    from riskmon.offline import labelled_engine, read_lines, run_offline
 
     console = Console()
     settings = Settings()
@@ -61,10 +56,7 @@ def run(args: argparse.Namespace) -> int:
     elif not args.input.exists():
         console.print(f"[red]--input {args.input} does not exist[/red]")
         return 2
-    engine = Engine(load_policy(settings.policy_path), lateness_ms=settings.allowed_lateness_s * 1000,
-                    dedup_window_ms=settings.dedup_window_days * MS_PER_DAY)
-    engine.model = DefaultModel.for_settings(settings.min_labels_for_model, load_scorecard(settings.scorecard_path))
-    engine.label_log = []
+    engine = labelled_engine(settings)
     with console.status("replaying the history through the engine (broker-free)"):
         run_offline(read_lines(args.input), engine)
     try:
