@@ -2,7 +2,8 @@
 
 Two scorers see every purchase:
 
-- the **scorecard** (``online_models/scorecard.py``): hand-set, transparent, right from the first event;
+- the **scorecard** (``online_models/scorecard.py``): a logistic points table fitted on a previous book
+  (``riskmon fit-scorecard``), transparent, right from the first event;
 - the **learned model**: a River ``StandardScaler | LogisticRegression`` over fixed feature transforms
   (:func:`model_features`), learning only when a label resolves, with the feature vector frozen at
   decision time.
