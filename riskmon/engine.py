@@ -16,8 +16,10 @@ from typing import Any
 from online_models.anomaly import PurchaseAnomaly
 from online_models.default_model import DefaultModel
 from online_models.metrics import Prequential
+from online_models.scorecard import load_scorecard
 from riskmon import outputs as out
 from riskmon.account import AccountState, Episode
+from riskmon.config import Settings
 from riskmon.contract import Account, Purchase, Repayment
 from riskmon.eventtime import MS_PER_DAY, fmt_ts
 from riskmon.features import applicant_features, is_night, window_features
@@ -68,6 +70,14 @@ class Engine:
         self._out: list[Emitted] = []
 
     # ------------------------------------------------------------------ batch entry point
+
+    @classmethod
+    def for_settings(cls, settings: Settings, policy: Policy, worker_id: str = "w0") -> Engine:
+        """The engine a worker runs: lateness, dedup window and scorecard prior from ``settings``."""
+        return cls(policy, lateness_ms=settings.allowed_lateness_s * 1000,
+                   dedup_window_ms=settings.dedup_window_days * MS_PER_DAY, worker_id=worker_id,
+                   model=DefaultModel.for_settings(settings.min_labels_for_model,
+                                                   load_scorecard(settings.scorecard_path)))
     def process(self, events: Iterable[UserEvent], states: dict[str, AccountState], watermark: int,
                 timer_users: Iterable[str] = ()) -> BatchResult:
         """Apply a batch, then run the collection timeline of every touched account up to ``watermark``.

@@ -14,13 +14,11 @@ from typing import Any
 
 import orjson
 
-from online_models.default_model import DefaultModel
-from online_models.scorecard import load_scorecard
 from riskmon.account import AccountState
 from riskmon.config import Settings
 from riskmon.contract import TOPIC_METRICS, Rejected, decode
 from riskmon.engine import Emitted, Engine
-from riskmon.eventtime import MS_PER_DAY, Watermark
+from riskmon.eventtime import Watermark
 from riskmon.policy import load_policy
 
 
@@ -52,10 +50,7 @@ def labelled_engine(settings: Settings) -> Engine:
     """An engine configured like a worker's (policy, lateness, dedup window, scorecard prior) that also
     logs every learnt label with its decision-time features (``engine.label_log``), for
     ``riskmon evaluate`` and ``riskmon fit-scorecard``."""
-    engine = Engine(load_policy(settings.policy_path), lateness_ms=settings.allowed_lateness_s * 1000,
-                    dedup_window_ms=settings.dedup_window_days * MS_PER_DAY,
-                    model=DefaultModel.for_settings(settings.min_labels_for_model,
-                                                    load_scorecard(settings.scorecard_path)))
+    engine = Engine.for_settings(settings, load_policy(settings.policy_path))
     engine.label_log = []
     return engine
 

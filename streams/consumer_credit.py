@@ -35,7 +35,6 @@ from redis.exceptions import RedisError
 
 from online_models.anomaly import PurchaseAnomaly
 from online_models.default_model import DefaultModel
-from online_models.scorecard import load_scorecard
 from riskmon.config import Settings
 from riskmon.contract import Rejected, decode
 from riskmon.engine import Engine
@@ -105,10 +104,7 @@ class ConsumerCreditRuntime:
         self.prefix = settings.topic_prefix
         self.client = client
         self.store = AccountStore(client, ttl_s=settings.state_ttl_days * 86_400)
-        self.engine = Engine(policy, lateness_ms=settings.allowed_lateness_s * 1000,
-                             dedup_window_ms=settings.dedup_window_days * 86_400_000, worker_id=worker_id,
-                             model=DefaultModel.for_settings(settings.min_labels_for_model,
-                                                             load_scorecard(settings.scorecard_path)))
+        self.engine = Engine.for_settings(settings, policy, worker_id)
         self.lock = asyncio.Lock()
         self.heap: list[tuple[int, str]] = []
         self.timer_at: dict[str, tuple[int, int]] = {}  # user -> (instant, partition)

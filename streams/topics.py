@@ -15,16 +15,19 @@ from riskmon import outputs as out
 USER_TOPICS = (contract.TOPIC_ACCOUNTS, contract.TOPIC_PURCHASES, contract.TOPIC_REPAYMENTS)
 
 
+def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                     partitions=app.conf.topic_partitions)
+
+
 def input_topic(app: faust.App, name: str, prefix: str = "") -> faust.TopicT:
     """An input topic with raw keys and values, partitioned like every other subject-keyed topic."""
-    return app.topic(prefix + name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                     partitions=app.conf.topic_partitions)
+    return _raw_topic(app, prefix + name)
 
 
 def user_topics(app: faust.App, prefix: str = "") -> faust.TopicT:
     """``accounts``, ``purchases`` and ``repayments`` as one topic object (one agent reads all three)."""
-    return app.topic(*(prefix + t for t in USER_TOPICS), key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", partitions=app.conf.topic_partitions)
+    return _raw_topic(app, *(prefix + t for t in USER_TOPICS))
 
 
 def all_topic_names(prefix: str = "") -> list[str]:
