@@ -324,7 +324,7 @@ def replay(path: Path, out_dir: Path, settings: Settings, *, speed: float = 0.0,
     app_id = f"riskmon-replay-{run_id}"
     prefix = f"{settings.topic_prefix}r{run_id}."
     t0 = time.monotonic()
-    with Stack(settings, broker=broker, log=say) as stack:
+    with Stack(settings, broker=broker, ephemeral_broker=True, log=say) as stack:
         say(f"broker {stack.broker_kind} at {stack.bootstrap}, redis at {stack.redis_url}")
         redis.Redis.from_url(stack.redis_url).flushdb()
         stack.create_topics(all_topic_names(prefix), settings.partitions)

@@ -172,7 +172,7 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
         "stages": {},
     }
     worker = [sys.executable, "-m", "riskmon.cli.main", "worker"]
-    with Stack(settings, broker=broker, log=say) as stack:
+    with Stack(settings, broker=broker, ephemeral_broker=True, log=say) as stack:
         r = redis.Redis.from_url(stack.redis_url)
         pre_ab = run.prefix("ab")
         run.produce(stack, data, pre_ab, "produce (a,b)")

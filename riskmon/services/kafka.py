@@ -182,14 +182,17 @@ def start_kafka(
     detach: bool = False,
     timeout: float = 120.0,
     log: Callable[[str], None] | None = None,
+    home: Path | None = None,
 ) -> KafkaBroker:
-    """Start a KRaft node with data in ``var_dir/kafka/data``; wait until it serves metadata.
+    """Start a KRaft node with data in ``<home>/data``; wait until it serves metadata.
 
-    The storage is formatted on first start (new cluster id) and reused afterwards.
+    ``home`` defaults to ``var_dir/kafka``: the storage is formatted on first start (new cluster id) and
+    reused afterwards. A run that wants a broker of its own with nothing in it (the bench, a replay)
+    passes a fresh ``home`` and removes it afterwards (``Stack(ephemeral_broker=True)``).
     """
     lib = ensure_jars(log)
     java = java_bin()
-    home = var_dir / "kafka"
+    home = home or var_dir / "kafka"
     data_dir = home / "data"
     home.mkdir(parents=True, exist_ok=True)
     port, controller_port = procs.free_port(), procs.free_port()

@@ -170,6 +170,29 @@ def test_stack_stops_every_process_it_started(tmp_path: Path) -> None:
     assert not set(pids) & {p.pid for p in procs.running()}
 
 
+def test_an_ephemeral_apache_broker_starts_empty_and_leaves_no_data(tmp_path: Path) -> None:
+    """The bench and replays start Kafka with a data directory of their own, removed at stop: the shared
+    var/kafka/data is neither used nor created, and topics of an earlier run are not there."""
+    from kafka.admin import KafkaAdminClient
+
+    s = Settings(var_dir=tmp_path, broker_url=None, redis_url=None)
+    homes = []
+    for _ in range(2):
+        with Stack(s, broker="apache", redis=False, ephemeral_broker=True) as stack:
+            run_homes = [p for p in (tmp_path / "kafka").iterdir() if p.name.startswith("run-")]
+            assert len(run_homes) == 1 and (run_homes[0] / "data" / "meta.properties").exists()
+            homes.append(run_homes[0])
+            admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap, client_id="t")
+            try:
+                assert "left-behind" not in admin.list_topics()  # the first run's topic is gone
+                stack.create_topics(["left-behind"], 1)
+            finally:
+                admin.close()
+        assert not homes[-1].exists()
+    assert homes[0] != homes[1]
+    assert not (tmp_path / "kafka" / "data").exists()
+
+
 def test_a_service_that_dies_on_start_reports_its_log(tmp_path: Path) -> None:
     from riskmon.services.redis import redis_server_bin
 
