@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from river import anomaly
 
+from online_models.hst_walk import score_then_learn
+
 FORMAT = 3
 
 
@@ -65,8 +67,7 @@ class PurchaseAnomaly:
         purchases is what the policy thresholds mean: 0.995 = rarer than 199 in 200 recent purchases.
         """
         x = anomaly_inputs(features)
-        raw = float(self.model.score_one(x))
-        self.model.learn_one(x)
+        raw = score_then_learn(self.model, x)  # River's score_one + learn_one, one walk per tree
         self.n_seen += 1
         pct = bisect.bisect_left(self._sorted, raw) / len(self._sorted) if self._sorted else 0.0
         bisect.insort(self._sorted, raw)

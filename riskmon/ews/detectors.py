@@ -16,6 +16,8 @@ import math
 
 from river import anomaly, drift
 
+from online_models.hst_walk import score_then_learn
+
 
 class MetricDrift:
     """Page-Hinkley on ``(value / warm-up level - 1) / warm-up noise`` in the adverse direction."""
@@ -115,6 +117,5 @@ class ChangeAnomaly:
             return None
         x = {f: 0.5 + 0.5 * math.tanh((changes[f] - self.means[f]) / (3.0 * self.sigma[f]))
              for f in self.features}
-        score = self.forest.score_one(x)
-        self.forest.learn_one(x)
-        return float(score) if self.ready else None
+        score = score_then_learn(self.forest, x)
+        return score if self.ready else None
