@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,7 +65,15 @@ class Settings(BaseSettings):
         200_000, ge=1, description="Most events held in a worker's event-time merge buffer (across "
         "topics); beyond it the oldest is applied without waiting for slower partitions."
     )
-    batch_within_s: float = Field(0.05, gt=0, description="Max seconds to wait while filling a batch.")
+    batch_within_s: float = Field(
+        0.01, gt=0, description="Max seconds to wait while filling a batch (a backlog fills batches at once; "
+        "below capacity the window adds to every event's latency)."
+    )
+    producer_linger_ms: int = Field(
+        0, ge=0, description="Producer linger of a worker's outputs. 0: a batch's outputs are queued before "
+        "the worker waits for their acks, so they leave in one request anyway and any linger only adds "
+        "latency (docs/performance.md).",
+    )
     allowed_lateness_s: int = Field(
         21600,
         ge=0,
@@ -99,6 +108,10 @@ class Settings(BaseSettings):
         "`riskmon bench` turns it on for its latency stage.",
     )
     log_level: str = Field("warn", description="Worker log level: crit|error|warn|info|debug.")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="Event loop of worker processes: `uvloop` (libuv, 10-15 % less CPU per message "
+        "in Faust's consume path, docs/performance.md) or the standard library's `asyncio`.",
+    )
 
     @property
     def clickhouse(self) -> str:

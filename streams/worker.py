@@ -16,7 +16,7 @@ from riskmon.ews.service import EwsService
 from riskmon.policy import load_policy
 from sinks.hooks.dispatcher import HookDispatcher
 from streams.agents import alert_hooks, business_metrics, consumer_credit
-from streams.app import create_app, keep_root_log_level
+from streams.app import create_app, drop_per_message_monitor, keep_root_log_level, use_event_loop
 from streams.consumer_credit import ConsumerCreditRuntime, faust_runtime_hooks
 from streams.gc_pauses import freeze_long_lived_objects
 
@@ -53,6 +53,7 @@ def build_worker(settings: Settings, worker_id: str | None = None, loglevel: str
     async def _start_hooks() -> None:
         await hooks.start()
     keep_root_log_level(app, loglevel or settings.log_level)
+    drop_per_message_monitor(app)
 
     @app.timer(interval=0.5)
     async def _tick() -> None:
@@ -96,6 +97,7 @@ def hook_dead_letter_publisher(app: faust.App, prefix: str) -> Any:
 
 def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     """Run a worker in the foreground until SIGTERM / Ctrl-C."""
+    use_event_loop(settings.event_loop)
     app = build_worker(settings, loglevel=loglevel)
     # --without-web: Faust's worker command would turn the web server on regardless of the app's
     # web_enabled=False, and a second worker on the same host then dies binding port 6066.
