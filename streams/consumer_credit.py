@@ -291,9 +291,13 @@ class ConsumerCreditRuntime:
                 due = self._due(wm)
                 for u, p in due.items():
                     part_of.setdefault(u, p)
+                t0 = time.perf_counter()
                 states = await self.store.load(set(part_of))
+                t1, cold = time.perf_counter(), self.store.last_fetched
                 res = self.engine.process([ev for ev, _, _ in valid], states, wm, due)
+                t2 = time.perf_counter()
                 await self.publish(res.outputs + dead)
+                t3 = time.perf_counter()
                 timers = [(part_of[u], u, self.engine.next_timer(states[u])) for u in part_of]
                 checkpoints = None
                 if self.engine.labels_since_checkpoint >= self.settings.model_checkpoint_every:
@@ -311,6 +315,9 @@ class ConsumerCreditRuntime:
                     continue
                 if checkpoints:
                     self.engine.labels_since_checkpoint = 0
+                if self.trace is not None:
+                    self.trace.record_batch(len(valid), len(part_of), cold,
+                                            (t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3))
                 for part, user, at in timers:
                     self._set_timer(user, part, at)
                 self.batches += 1

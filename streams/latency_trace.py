@@ -9,6 +9,10 @@ Per purchase, three wall-clock segments:
 - ``apply``: -> outputs published and state committed (Redis read, engine, publish + broker ack, CAS
   commit).
 
+Per batch, the stages of ``apply``: the state read (``AccountStore.load``: cache, plus one Redis round trip
+for the users not cached, plus decoding; the bench reports its p99 as the feature read per batch), the
+engine, publish + broker ack, and the CAS commit, with the batch's event and user counts.
+
 And every full (generation-2) garbage collection's pause, since a stopped event loop delays everything
 in flight. Samples go to the Redis list ``rm:trace:latency`` (one RPUSH per second at most, off the
 per-event path); the bench reads them back (``riskmon.bench.latency.summarise_worker_trace``). Off by default: the clock reads cost a few µs per event.
@@ -32,6 +36,8 @@ class LatencyTrace:
     def __init__(self) -> None:
         self.samples: list[tuple[float, float, float, float]] = []  # (t_in, in, wait, apply) seconds
         self.gc_pauses_ms: list[tuple[float, float]] = []  # (wall time, pause ms)
+        # (wall time, events, users, users read from Redis, load, engine, publish, commit seconds)
+        self.batches: list[tuple[float, int, int, int, float, float, float, float]] = []
         self._gc_start = 0.0
         self._last_flush = time.monotonic()
         gc.callbacks.append(self._on_gc)
@@ -46,14 +52,18 @@ class LatencyTrace:
         """One purchase: wall times of arrival in ``handle``, release, done; ``created_s`` from Kafka."""
         self.samples.append((t_in, t_in - created_s if created_s else 0.0, t_released - t_in, t_done - t_released))
 
+    def record_batch(self, events: int, users: int, cold: int, stages: tuple[float, float, float, float]) -> None:
+        """One applied batch: its size and the seconds of load, engine, publish and commit."""
+        self.batches.append((time.time(), events, users, cold, *stages))
+
     def due(self) -> bool:
         """True when there is something to ship and the last flush is ``FLUSH_EVERY_S`` old."""
-        return bool(self.samples or self.gc_pauses_ms) and time.monotonic() - self._last_flush >= FLUSH_EVERY_S
+        return bool(self.samples or self.gc_pauses_ms or self.batches) and time.monotonic() - self._last_flush >= FLUSH_EVERY_S
 
     async def flush(self, client: Any) -> None:
         """RPUSH what was collected as one JSON document (errors are the caller's: tracing is best effort)."""
-        doc = orjson.dumps({"s": self.samples, "gc": self.gc_pauses_ms})
-        self.samples, self.gc_pauses_ms = [], []
+        doc = orjson.dumps({"s": self.samples, "gc": self.gc_pauses_ms, "b": self.batches})
+        self.samples, self.gc_pauses_ms, self.batches = [], [], []
         self._last_flush = time.monotonic()
         await client.rpush(TRACE_KEY, doc)
 

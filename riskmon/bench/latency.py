@@ -116,10 +116,12 @@ def summarise_worker_trace(docs: list[bytes], warmup_s: float) -> dict[str, Any]
     ``warmup_s`` seconds left out) and its full GC pauses, from the ``rm:trace:latency`` documents."""
     samples: list[list[float]] = []
     pauses: list[list[float]] = []
+    batches: list[list[float]] = []
     for raw in docs:
         d = orjson.loads(raw)
         samples += d["s"]
         pauses += d["gc"]
+        batches += d.get("b", [])
     if not samples:
         return {"samples": 0}
     t0 = min(s[0] for s in samples) + warmup_s
@@ -129,6 +131,15 @@ def summarise_worker_trace(docs: list[bytes], warmup_s: float) -> dict[str, Any]
         vals = [s[i] * 1000 for s in kept]
         out[f"{name}_p50_ms"] = round(percentile(vals, 0.5), 1)
         out[f"{name}_p99_ms"] = round(percentile(vals, 0.99), 1)
+    live = [b for b in batches if b[0] >= t0] or batches
+    if live:  # per applied batch: size, and the seconds of each stage of ``apply``
+        out["batches"] = len(live)
+        for i, name in ((1, "events"), (2, "users"), (3, "users_from_redis")):
+            out[f"batch_{name}_p50"] = percentile([b[i] for b in live], 0.5)
+        for i, name in ((4, "load"), (5, "engine"), (6, "publish"), (7, "commit")):
+            vals = [b[i] * 1000 for b in live]
+            out[f"batch_{name}_p50_ms"] = round(percentile(vals, 0.5), 2)
+            out[f"batch_{name}_p99_ms"] = round(percentile(vals, 0.99), 2)
     late = [ms for t, ms in pauses if t >= t0]  # not the deliberate collection at start (gc_pauses.py)
     out["gc2_pauses"] = len(late)
     out["gc2_max_ms"] = round(max(late, default=0.0), 1)

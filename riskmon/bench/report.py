@@ -55,6 +55,14 @@ def render(report: dict[str, Any]) -> Group:
                           f"{wb['in_p50_ms']} / {wb['in_p99_ms']}, {wb['wait_p50_ms']} / {wb['wait_p99_ms']}, "
                           f"{wb['apply_p50_ms']} / {wb['apply_p99_ms']} ms")
             other.add_row("  full GC pauses during the stage", f"{wb['gc2_pauses']}, max {wb['gc2_max_ms']} ms")
+        if wb.get("batches"):
+            other.add_row(f"  per batch ({wb['batches']:,}; p50 {wb['batch_events_p50']:.0f} events, "
+                          f"{wb['batch_users_p50']:.0f} users, {wb['batch_users_from_redis_p50']:.0f} from Redis), "
+                          "p50 / p99: state read, engine, publish + ack, commit",
+                          f"{wb['batch_load_p50_ms']} / {wb['batch_load_p99_ms']}, "
+                          f"{wb['batch_engine_p50_ms']} / {wb['batch_engine_p99_ms']}, "
+                          f"{wb['batch_publish_p50_ms']} / {wb['batch_publish_p99_ms']}, "
+                          f"{wb['batch_commit_p50_ms']} / {wb['batch_commit_p99_ms']} ms")
     rt = report.get("redis_round_trips")
     if rt:
         other.add_row(f"AccountStore.load, {rt['batch']} cold users", f"p50 {rt['load_p50_ms']} ms, p99 {rt['load_p99_ms']} ms")

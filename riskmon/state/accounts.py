@@ -84,6 +84,7 @@ class AccountStore:
         self._commit = client.register_script(COMMIT_LUA)
         self._load = client.register_script(LOAD_LUA)
         self.round_trips = 0  # counted for tests and benchmarks
+        self.last_fetched = 0  # users the last load() read from Redis (0: all were cached)
 
     def invalidate(self, users: list[str] | None = None) -> None:
         """Forget cached states (all of them on a rebalance)."""
@@ -95,6 +96,7 @@ class AccountStore:
 
     async def load(self, users: set[str]) -> dict[str, AccountState]:
         """States of ``users``: cached ones directly, the rest in one round trip (:meth:`fetch`)."""
+        self.last_fetched = 0
         out: dict[str, AccountState] = {}
         missing = []
         for u in users:
@@ -116,6 +118,7 @@ class AccountStore:
         """``[version, state blob]`` of each user as stored (None, None when absent): one round trip."""
         rows = await self._load(keys=[f"rm:u:{u}" for u in users])
         self.round_trips += 1
+        self.last_fetched = len(users)
         return rows
 
     def _remember(self, user: str, st: AccountState) -> None:
