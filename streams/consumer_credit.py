@@ -114,6 +114,9 @@ class ConsumerCreditRuntime:
         self.generation = 0  # bumped by every rebalance
         self.trace = LatencyTrace() if settings.trace_latency else None
         self.freeze_gc = freeze_gc  # a worker process (not a test driving the runtime in-process)
+        self.held = 0  # events taken in but not applied yet because more of a full batch is in the broker
+        self.takes_held = 0  # how many takes were held so (the latency trace reports it)
+        self.held_dead: list = []
 
     def on_rebalance(self) -> None:
         """Partitions moved: cached states and timers may belong to another worker now.
@@ -125,6 +128,7 @@ class ConsumerCreditRuntime:
         self.part_seen.clear()
         self.part_next.clear()
         self.pending.clear()  # not acked: the partitions' new owner reads them again
+        self.held, self.held_dead = 0, []
         self.ack_queues.clear()
         self.store.invalidate()
         self.heap.clear()
@@ -174,8 +178,38 @@ class ConsumerCreditRuntime:
 
         Valid events are held (their Kafka message is not acked) until every input partition that still
         has a backlog has been read past their event time; then they are applied in event-time order,
-        whatever topic they came from. Dead letters go out at once.
+        whatever topic they came from. Dead letters go out with the next applied batch.
+
+        Batches fill up under a backlog: when the rest of a full batch (``batch_size``) is already in
+        the broker, unread by this worker, the events are taken in and applied with the next take.
+        Why: Faust's ``take_events`` ends a batch after ``batch_within_s`` even under a backlog (it only
+        buffers inside that window), so a short window meant small batches and more round trips and CPU
+        per message (measured: 350 vs 279 µs per message at 10 vs 50 ms). Below capacity there is no
+        such backlog and a batch is applied at once, so a short window keeps its low latency. The
+        timer tick applies whatever is held, should the rest never come.
         """
+        self.held_dead.extend(self._ingest(batch))
+        self.held += len(batch)
+        if self.held < self.settings.batch_size and self.held + self.unread() >= self.settings.batch_size:
+            self.takes_held += 1
+            return
+        async with self.lock:
+            await self._release(self._take_held())
+
+    def _take_held(self) -> list:
+        dead, self.held_dead, self.held = self.held_dead, [], 0
+        return dead
+
+    def unread(self) -> int:
+        """Messages in the broker this worker has not read yet, over its assigned user-topic partitions."""
+        n = 0
+        for key, highwater, committed in self.input_partitions():
+            if highwater is not None:
+                n += max(0, highwater - self.part_next.get(key, committed or 0))
+        return n
+
+    def _ingest(self, batch: list[faust.types.EventT]) -> list:
+        """Bookkeeping and decoding of a batch: valid events into the merge buffer; the dead letters."""
         dead = []
         for event in batch:
             msg = event.message
@@ -197,18 +231,17 @@ class ConsumerCreditRuntime:
             self.part_seen[key] = max(self.part_seen.get(key, 0), ev.ts)
             self._seq += 1
             heapq.heappush(self.pending, (ev.ts, TOPIC_RANK[topic], msg.partition, msg.offset, self._seq, ev, entry))
-        async with self.lock:
-            await self._release(dead)
+        return dead
 
     async def tick(self) -> None:
         """Release buffered events and fire timers once other partitions' backlogs have cleared."""
         if self.lock.locked():
             return
         horizon = self.horizon()
-        if (self.pending and self.pending[0][0] <= horizon) or (
+        if self.held or (self.pending and self.pending[0][0] <= horizon) or (
                 self.heap and self.heap[0][0] <= self.timeline_watermark(self.watermark())):
             async with self.lock:
-                await self._release([])
+                await self._release(self._take_held())
 
     def horizon(self) -> int | float:
         """Events up to this time may be applied: every backlogged input partition was read past it.
@@ -317,7 +350,7 @@ class ConsumerCreditRuntime:
                     self.engine.labels_since_checkpoint = 0
                 if self.trace is not None:
                     self.trace.record_batch(len(valid), len(part_of), cold,
-                                            (t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3))
+                                            (t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3), self.takes_held)
                 for part, user, at in timers:
                     self._set_timer(user, part, at)
                 self.batches += 1

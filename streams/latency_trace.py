@@ -36,8 +36,9 @@ class LatencyTrace:
     def __init__(self) -> None:
         self.samples: list[tuple[float, float, float, float]] = []  # (t_in, in, wait, apply) seconds
         self.gc_pauses_ms: list[tuple[float, float]] = []  # (wall time, pause ms)
-        # (wall time, events, users, users read from Redis, load, engine, publish, commit seconds)
-        self.batches: list[tuple[float, int, int, int, float, float, float, float]] = []
+        # (wall time, events, users, users read from Redis, load, engine, publish, commit seconds, takes
+        # held so far to fill batches under a backlog)
+        self.batches: list[tuple[float, int, int, int, float, float, float, float, int]] = []
         self._gc_start = 0.0
         self._last_flush = time.monotonic()
         gc.callbacks.append(self._on_gc)
@@ -52,9 +53,11 @@ class LatencyTrace:
         """One purchase: wall times of arrival in ``handle``, release, done; ``created_s`` from Kafka."""
         self.samples.append((t_in, t_in - created_s if created_s else 0.0, t_released - t_in, t_done - t_released))
 
-    def record_batch(self, events: int, users: int, cold: int, stages: tuple[float, float, float, float]) -> None:
-        """One applied batch: its size and the seconds of load, engine, publish and commit."""
-        self.batches.append((time.time(), events, users, cold, *stages))
+    def record_batch(self, events: int, users: int, cold: int, stages: tuple[float, float, float, float],
+                     takes_held: int = 0) -> None:
+        """One applied batch: its size, the seconds of load, engine, publish and commit, and the runtime's
+        count of takes held back to fill a batch (cumulative)."""
+        self.batches.append((time.time(), events, users, cold, *stages, takes_held))
 
     def due(self) -> bool:
         """True when there is something to ship and the last flush is ``FLUSH_EVERY_S`` old."""

@@ -140,6 +140,8 @@ def summarise_worker_trace(docs: list[bytes], warmup_s: float) -> dict[str, Any]
             vals = [b[i] * 1000 for b in live]
             out[f"batch_{name}_p50_ms"] = round(percentile(vals, 0.5), 2)
             out[f"batch_{name}_p99_ms"] = round(percentile(vals, 0.99), 2)
+        held = [b[8] for b in live if len(b) > 8]
+        out["takes_held_to_fill"] = (max(held) - min(held)) if held else 0  # during the measured window
     late = [ms for t, ms in pauses if t >= t0]  # not the deliberate collection at start (gc_pauses.py)
     out["gc2_pauses"] = len(late)
     out["gc2_max_ms"] = round(max(late, default=0.0), 1)

@@ -103,3 +103,56 @@ def test_one_round_trip_per_batch_when_warm_and_state_survives_restart(clean_red
         await client2.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.integration
+def test_under_a_backlog_takes_are_held_until_a_full_batch(clean_redis_url: str) -> None:
+    """When the rest of a full batch is already in the broker (unread), a take is held and applied with
+    the next one; with no backlog a take is applied at once; the tick applies what is held if the rest
+    never comes. Nothing held is acked before it is applied."""
+
+    async def scenario() -> None:
+        sent: list = []
+        lag = {"n": 10_000}  # messages in the broker past what the runtime has read
+        client = aioredis.Redis.from_url(clean_redis_url)
+
+        async def publish(records):
+            sent.extend(records)
+
+        def inputs():
+            read = max((rt.part_next.get(("purchases", p), 0) for p in range(4)), default=0)
+            return [(("purchases", p), read + lag["n"] if p == 0 else 0, None) for p in range(4)]  # 1-3 empty
+
+        def one_partition(batch: list[Ev]) -> list[Ev]:  # the lagging partition is the one read
+            for ev in batch:
+                ev.message.partition = 0
+            return batch
+
+        settings = Settings(redis_url=clean_redis_url, batch_size=120)
+        rt = ConsumerCreditRuntime(settings, load_policy(settings.policy_path), client, "t", publish=publish,
+                                   assigned_partitions=lambda: [0, 1, 2, 3], input_partitions=inputs)
+        b1, b2, b3 = (one_partition(_batch(0, 50, o)) for o in (0, 100, 200))
+        await rt.handle(b1)
+        assert sent == [] and rt.held == 51 and all(ev.message.refs == 2 for ev in b1)  # held, not acked
+        await rt.handle(b2)  # 102 taken, still under 120: held
+        assert sent == [] and rt.takes_held == 2
+        await rt.handle(b3)  # 153 >= 120: applied together
+        assert rt.held == 0 and all(ev.message.refs == 1 for ev in b1 + b2 + b3)
+        assert sum(1 for t, _, _ in sent if t == "decisions") == 150
+        assert sum(1 for t, _, _ in sent if t == "dead-letters") == 3
+
+        lag["n"] = 0  # caught up: a take is applied at once
+        await rt.handle(one_partition(_batch(0, 10, 300)))
+        assert rt.held == 0 and rt.takes_held == 2
+
+        lag["n"] = 10_000  # held again, and the rest never comes: the timer tick applies it
+        b5 = one_partition(_batch(0, 10, 400))
+        await rt.handle(b5)
+        assert rt.held == 11 and all(ev.message.refs == 2 for ev in b5)
+        await rt.tick()
+        assert rt.held == 0 and all(ev.message.refs == 1 for ev in b5)
+        stats = await client.hgetall("rm:stats")
+        assert int(stats[b"events_valid"]) == 170 and int(stats[b"dead_letters"]) == 5
+        await client.aclose()
+
+    asyncio.run(scenario())
