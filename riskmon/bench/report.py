@@ -57,7 +57,8 @@ def render(report: dict[str, Any]) -> Group:
             other.add_row("  full GC pauses during the stage", f"{wb['gc2_pauses']}, max {wb['gc2_max_ms']} ms")
         if wb.get("batches"):
             other.add_row(f"  per batch ({wb['batches']:,}; p50 {wb['batch_events_p50']:.0f} events, "
-                          f"{wb['batch_users_p50']:.0f} users, {wb['batch_users_from_redis_p50']:.0f} from Redis), "
+                          f"{wb['batch_users_p50']:.0f} users, {wb['batch_users_from_redis_p50']:.0f} from Redis; "
+                          f"{wb.get('takes_held_to_fill', 0):,} takes held to fill a batch), "
                           "p50 / p99: state read, engine, publish + ack, commit",
                           f"{wb['batch_load_p50_ms']} / {wb['batch_load_p99_ms']}, "
                           f"{wb['batch_engine_p50_ms']} / {wb['batch_engine_p99_ms']}, "
