@@ -25,7 +25,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import faust
@@ -202,11 +202,13 @@ class ConsumerCreditRuntime:
 
     def unread(self) -> int:
         """Messages in the broker this worker has not read yet, over its assigned user-topic partitions."""
-        n = 0
+        return sum(hw - nxt for _, hw, nxt in self._read_positions() if hw is not None and hw > nxt)
+
+    def _read_positions(self) -> Iterator[tuple[tuple[str, int], int | None, int]]:
+        """(partition, highwater or None if not fetched yet, next offset to read) of each assigned input
+        partition: what both the merge horizon and the batch filling judge a backlog by."""
         for key, highwater, committed in self.input_partitions():
-            if highwater is not None:
-                n += max(0, highwater - self.part_next.get(key, committed or 0))
-        return n
+            yield key, highwater, self.part_next.get(key, committed or 0)
 
     def _ingest(self, batch: list[faust.types.EventT]) -> list:
         """Bookkeeping and decoding of a batch: valid events into the merge buffer; the dead letters."""
@@ -251,11 +253,8 @@ class ConsumerCreditRuntime:
         latest event time read there. A partition with no backlog cannot hold it back (whatever it sends
         next is newer, or late by contract); a backlogged one not read yet holds everything.
         """
-        holds = []
-        for key, highwater, committed in self.input_partitions():
-            nxt = self.part_next.get(key, committed or 0)
-            if highwater is None or highwater > nxt:
-                holds.append(self.part_seen.get(key, 0))
+        holds = [self.part_seen.get(key, 0) for key, highwater, nxt in self._read_positions()
+                 if highwater is None or highwater > nxt]
         if len(self.pending) > self.settings.merge_buffer_max:
             return self.pending[0][0]  # bounded memory: degrade to arrival order for the oldest event
         return min(holds) if holds else float("inf")
