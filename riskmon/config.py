@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     )
     trace_latency: bool = Field(
         False, description="Record where each purchase's latency goes in the worker (broker -> worker, "
-        "merge-buffer wait, apply) and full GC pauses, into the Redis list rm:trace:latency; "
+        "merge-buffer wait, apply), the stages of each applied batch (state read, engine, publish, commit) "
+        "and full GC pauses, into the Redis list rm:trace:latency; "
         "`riskmon bench` turns it on for its latency stage.",
     )
     log_level: str = Field("warn", description="Worker log level: crit|error|warn|info|debug.")
