@@ -85,6 +85,10 @@ class AccountState:
     contacts: list[int] = field(default_factory=list)
     deferred: list[list[Any]] = field(default_factory=list)  # [ready_ts, kind, ref, dpd, step_ts]
     labels: list[list[Any]] = field(default_factory=list)  # [purchase_id, due1, x, p_decision, p_model, warm]
+    # purchase_id -> (feature names, the label's packed row as JSON): labels never change once written, so
+    # each is serialised once, not at every commit (they were most of a blob's float formatting)
+    packed_rows: dict[str, tuple[tuple[str, ...], orjson.Fragment]] = field(
+        default_factory=dict, repr=False, compare=False)
     version: int = 0  # CAS version in Redis, managed by the store
     next_at: int | None | bool = field(default=False, repr=False, compare=False)  # cached next timer; False: unknown
 
@@ -156,7 +160,7 @@ class AccountState:
                 "rm": self.reminded,
                 "ct": self.contacts,
                 "df": self.deferred,
-                "lb": _pack_labels(self.labels),
+                "lb": self._packed_labels(),
             }
         )
 
@@ -202,28 +206,35 @@ class AccountState:
         )
 
 
-def _pack_labels(labels: list[list[Any]]) -> list[list[Any]] | dict[str, Any]:
-    """Pending labels with the feature names written once, not once per label.
+    def _packed_labels(self) -> list[list[Any]] | dict[str, Any]:
+        """Pending labels with the feature names written once, not once per label.
 
-    Why: each pending label keeps its decision-time feature vector (~37 named values); written as a dict
-    per label they were 80 % of a state blob (11.4 KB mean at 10 labels per account), and of the
-    worker's serialisation and Redis traffic. Labels whose features do not share one key order (none
-    today) keep the plain form, which :func:`_unpack_labels` also reads.
-    """
-    if not labels:
-        return []
-    keys = tuple(labels[0][2])
-    rows = []
-    for lab in labels:
-        x = lab[2]
-        if tuple(x) != keys:  # same names in the same order: the values line up
-            return labels
-        rows.append([lab[0], lab[1], list(x.values()), *lab[3:]])
-    return {"k": keys, "v": rows}
+        Why: each pending label keeps its decision-time feature vector (~37 named values); written as a
+        dict per label they were 80 % of a state blob (11.4 KB mean at 10 labels per account), and of the
+        worker's serialisation and Redis traffic. Labels whose features do not share one key order (none
+        today) keep the plain form, which :func:`_unpack_labels` also reads. Each label's row is
+        serialised once (``packed_rows``): the bytes are the same as packing it afresh.
+        """
+        cache, fresh = self.packed_rows, {}
+        keys = None
+        rows = []
+        for lab in self.labels:
+            hit = cache.get(lab[0])
+            if hit is None:
+                x = lab[2]
+                hit = (tuple(x), orjson.Fragment(orjson.dumps([lab[0], lab[1], list(x.values()), *lab[3:]])))
+            if keys is None:
+                keys = hit[0]
+            elif hit[0] != keys:  # same names in the same order: the values line up
+                return self.labels
+            fresh[lab[0]] = hit
+            rows.append(hit[1])
+        self.packed_rows = fresh  # resolved labels drop out
+        return {"k": keys, "v": rows} if rows else []
 
 
 def _unpack_labels(packed: list[list[Any]] | dict[str, Any]) -> list[list[Any]]:
-    """Inverse of :func:`_pack_labels` (and the identity on the plain form of older blobs)."""
+    """Inverse of :meth:`AccountState._packed_labels` (and the identity on the plain form of older blobs)."""
     if isinstance(packed, list):
         return packed
     keys = packed["k"]

@@ -36,3 +36,20 @@ def test_labels_with_different_feature_sets_keep_the_plain_form() -> None:
     st.labels[1][2] = {**st.labels[1][2], "extra": 1.0}
     back = AccountState.from_bytes(st.to_bytes())
     assert back.labels == st.labels
+
+
+def test_packed_rows_are_serialised_once_and_give_the_same_bytes_as_packing_afresh() -> None:
+    st = _state_with_labels(6)
+    first = st.to_bytes()
+    assert set(st.packed_rows) == {f"p{i}" for i in range(6)}
+    cached = dict(st.packed_rows)
+    again = st.to_bytes()
+    assert again == first and all(st.packed_rows[k] is cached[k] for k in cached)  # reused, not rebuilt
+    st.labels.pop(2)  # a label resolves: it leaves the blob and the cache
+    st.labels.append(["p9", 9_000, {"utilisation": 0.9, "limit": 5000.0, "dpd_now": 3.0, "anomaly": 0.5}, 0.2,
+                      0.3, 1])
+    blob = st.to_bytes()
+    assert "p2" not in st.packed_rows and "p9" in st.packed_rows
+    fresh = AccountState.from_bytes(blob)  # no cache: packs from the labels themselves
+    assert fresh.packed_rows == {} and fresh.to_bytes() == blob
+    assert fresh.labels == st.labels
