@@ -128,7 +128,7 @@ class ConsumerCreditRuntime:
         self.part_seen.clear()
         self.part_next.clear()
         self.pending.clear()  # not acked: the partitions' new owner reads them again
-        self.held, self.held_dead = 0, []
+        self._take_held()  # held takes are not acked either: read again
         self.ack_queues.clear()
         self.store.invalidate()
         self.heap.clear()
