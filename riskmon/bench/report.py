@@ -46,7 +46,8 @@ def render(report: dict[str, Any]) -> Group:
     other.add_column("value", justify="right")
     lat = report.get("latency")
     if lat:
-        other.add_row(f"event -> decision at {lat['offered_rate']:.0f}/s (achieved {lat['achieved_rate']:.0f}/s)",
+        other.add_row(f"event -> decision at {lat['offered_rate']:.0f}/s (achieved {lat['achieved_rate']:.0f}/s, "
+                      f"{lat.get('workers', 1)} worker(s))",
                       f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
                       f"({lat['decisions_measured']:,} decisions)")
         wb = lat.get("worker_breakdown") or {}

@@ -46,6 +46,7 @@ class BenchConfig:
     latency_seconds: float = 60.0
     latency_warmup_s: float = 5.0
     latency_batch_within_s: float = 0.01
+    latency_workers: int = 1  # workers in one group during (e): the latency target may need scale-out
     redis_batch: int = 500
     redis_rounds: int = 100
     profile_dir: Path | None = None
@@ -213,26 +214,31 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
             stack.create_topics(all_topic_names(prefix), cfg.partitions)
             r.flushdb()
             group = f"bench-{run.run_id}-latency"
-            say(f"(e) latency at {cfg.latency_rate:.0f} events/s for {cfg.latency_seconds:.0f}s (1 worker, "
+            n_lat = max(1, cfg.latency_workers)
+            say(f"(e) latency at {cfg.latency_rate:.0f} events/s for {cfg.latency_seconds:.0f}s ({n_lat} worker(s), "
                 f"batch window {cfg.latency_batch_within_s * 1000:.0f} ms)")
             env = {**stack.env(), "RISKMON_APP_ID": group, "RISKMON_TOPIC_PREFIX": prefix,
                    "RISKMON_PARTITIONS": str(cfg.partitions), "RISKMON_BATCH_WITHIN_S": str(cfg.latency_batch_within_s),
-                   "RISKMON_TRACE_LATENCY": "1",
-                   "FAUST_WEB_PORT": str(procs.free_port())}
-            wp = procs.start("worker-latency", worker, log_dir=run.log_dir, cwd=run.work_dir(), env=env)
+                   "RISKMON_TRACE_LATENCY": "1"}
+            wps: list[procs.Proc] = []
             try:
-                _group_stable(stack.bootstrap, group, 1, 120, [wp])
+                for i in range(n_lat):
+                    wps.append(procs.start(f"worker-latency-{i}", worker, log_dir=run.log_dir, cwd=run.work_dir(),
+                                           env={**env, "FAUST_WEB_PORT": str(procs.free_port())}))
+                _group_stable(stack.bootstrap, group, n_lat, 120, wps)
                 report["latency"] = {**latency.measure_latency(
                     lines[:n_latency], stack.bootstrap, prefix, rate=cfg.latency_rate, warmup_s=cfg.latency_warmup_s,
                     progress=_counter(run.progress, "(e) latency", n_latency)),
-                    "batch_within_s": cfg.latency_batch_within_s, "workers": 1}
-                time.sleep(latency_trace.FLUSH_EVERY_S + 0.5)  # the worker ships its last trace samples
+                    "batch_within_s": cfg.latency_batch_within_s, "workers": n_lat}
+                time.sleep(latency_trace.FLUSH_EVERY_S + 0.5)  # the workers ship their last trace samples
                 report["latency"]["worker_breakdown"] = latency.summarise_worker_trace(
                     r.lrange(latency_trace.TRACE_KEY, 0, -1), cfg.latency_warmup_s)
-                if not wp.alive():
-                    raise RuntimeError(f"latency worker exited:\n{wp.log_tail()}")
+                for wp in wps:
+                    if not wp.alive():
+                        raise RuntimeError(f"latency worker {wp.name} exited:\n{wp.log_tail()}")
             finally:
-                procs.stop(wp)
+                for wp in wps:
+                    procs.stop(wp)
         r.close()
     report["ratios"] = _ratios(report["stages"])
     report["targets"] = evaluate_targets(report)

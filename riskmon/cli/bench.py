@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latency-seconds", type=float, default=60.0, help="duration of stage (e) (default 60)")
     p.add_argument("--latency-window", type=float, default=0.01,
                    help="worker batch window (RISKMON_BATCH_WITHIN_S) during stage (e), seconds (default 0.01)")
+    p.add_argument("--latency-workers", type=int, default=1,
+                   help="workers in one consumer group during stage (e) (default 1); the offered rate is "
+                        "split between them by partition, as in production scale-out")
     p.add_argument("--redis-batch", type=int, default=500, help="users per AccountStore round trip in (f)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="record py-spy profiles of worker-0 during (c) and (d) into DIR (collapsed stacks)")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(events=args.events, users=args.users, enterprises=args.enterprises, partitions=args.partitions,
                       seed=args.seed, naive_mode=args.naive_mode, skip_latency=args.skip_latency,
                       latency_rate=args.rate, latency_seconds=args.latency_seconds,
-                      latency_batch_within_s=args.latency_window, redis_batch=args.redis_batch,
+                      latency_batch_within_s=args.latency_window,
+                      latency_workers=args.latency_workers, redis_batch=args.redis_batch,
                       profile_dir=args.profile)
     tasks: dict[str, int] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     cfg = BenchConfig(events=1500, users=300, enterprises=10, partitions=2, latency_rate=150, latency_seconds=4,
-                      latency_warmup_s=0.0, redis_batch=50, redis_rounds=5)
+                      latency_warmup_s=0.0, latency_workers=2, redis_batch=50, redis_rounds=5)
     seen: set[str] = set()
     report = run_bench(cfg, settings(broker="none", redis=False, clickhouse=False),
                        progress=lambda stage, done, total: seen.add(stage), say=lambda _: None,
@@ -41,7 +41,8 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     assert rt["fetch_p99_ms"] >= rt["fetch_p50_ms"] > 0 and rt["fetch_small_batch"] == 50
     lat = report["latency"]
     assert lat["decisions_measured"] > 0 and lat["max_ms"] >= lat["p99_ms"] >= lat["p50_ms"] > 0
-    assert lat["purchases_unanswered"] == 0  # every paced purchase got its decision
+    # every paced purchase got its decision: from two workers in one group, one partition each
+    assert lat["workers"] == 2 and lat["purchases_unanswered"] == 0
     wb = lat["worker_breakdown"]  # the worker traced where each purchase's time went
     assert 0 < wb["samples"] <= lat["decisions_measured"] + 200
     assert wb["in_p99_ms"] >= wb["in_p50_ms"] > 0 and wb["apply_p99_ms"] >= wb["apply_p50_ms"] > 0
