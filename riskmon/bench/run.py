@@ -126,7 +126,7 @@ class _Run:
                 spy = profile.start_profile(started[0].pid, self.cfg.profile_dir / f"{profile_name}.txt", self.log_dir)
             pids = {**self.service_pids(stack), **{p.name: p.pid for p in started}}
             result = drain.watch_drain(watch, pids, started, timeout_s=self.cfg.stage_timeout_s,
-                                       progress=lambda d: self.progress(label, d, watch.total))
+                                       progress=lambda d: self.progress(label, d, watch.total), members=n_procs)
             extra = {"rss": {p.name: drain.rss_mb(p.pid) for p in started}}
         finally:
             if spy is not None:
