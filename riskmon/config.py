@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     state_ttl_days: int = Field(
         400, ge=1, description="TTL of per-user / per-enterprise state and feature keys in Redis."
     )
+    state_cache_mb: int = Field(
+        384, ge=1, description="Memory budget of a worker's cache of account states (MiB, estimated from "
+        "state blob sizes). Least recently used states beyond it are evicted and read from Redis again at "
+        "their next event: the bound that keeps a worker under 1 GB however many users it owns "
+        "(docs/performance.md). Raise it to trade memory for fewer Redis reads.",
+    )
     max_message_bytes: int = Field(65536, ge=1, description="Input messages larger than this are dead-lettered.")
     model_checkpoint_every: int = Field(
         200, ge=1, description="Checkpoint the online models to Redis after this many learned labels."

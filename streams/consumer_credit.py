@@ -103,7 +103,8 @@ class ConsumerCreditRuntime:
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.client = client
-        self.store = AccountStore(client, ttl_s=settings.state_ttl_days * 86_400)
+        self.store = AccountStore(client, ttl_s=settings.state_ttl_days * 86_400,
+                                  cache_bytes=settings.state_cache_mb * 2**20)
         self.engine = Engine.for_settings(settings, policy, worker_id)
         self.lock = asyncio.Lock()
         self.heap: list[tuple[int, str]] = []
