@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from riskmon.features import Activity
+from riskmon.label_features import Features, as_dict, shared_names
 from riskmon.ledger import Ledger
 
 STATE_FORMAT = 1
@@ -31,10 +32,6 @@ def fingerprint(event_id: str) -> int:
     """32-bit fingerprint of an event id (CRC-32: fast, stable across processes and versions)."""
     return zlib.crc32(event_id.encode())
 
-
-
-# Feature-name tuples of cached label rows, one object per distinct tuple (see AccountState._packed_labels).
-_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 @dataclass
 class Episode:
@@ -88,7 +85,8 @@ class AccountState:
     reminded: list[str] = field(default_factory=list)
     contacts: list[int] = field(default_factory=list)
     deferred: list[list[Any]] = field(default_factory=list)  # [ready_ts, kind, ref, dpd, step_ts]
-    labels: list[list[Any]] = field(default_factory=list)  # [purchase_id, due1, x, p_decision, p_model, warm]
+    # [purchase_id, due1, x, p_decision, p_model, warm]; x: the decision's features (Features, compact)
+    labels: list[list[Any]] = field(default_factory=list)
     # purchase_id -> (feature names, the label's packed row as JSON): labels never change once written, so
     # each is serialised once, not at every commit (they were most of a blob's float formatting)
     packed_rows: dict[str, tuple[tuple[str, ...], orjson.Fragment]] = field(
@@ -226,16 +224,19 @@ class AccountState:
             hit = cache.get(lab[0])
             if hit is None:
                 x = lab[2]
-                names = tuple(x)
-                row = orjson.dumps([lab[0], lab[1], list(x.values()), *lab[3:]])
+                if isinstance(x, Features):
+                    names, values = x.names, x.values.tolist()
+                else:
+                    names, values = shared_names(tuple(x)), list(x.values())
+                row = orjson.dumps([lab[0], lab[1], values, *lab[3:]])
                 # kept for the label's life: an exact-size copy (orjson's bytes keep their ~8 KB write
                 # buffer: measured 8.2 KB held per 513-byte row, +446 MiB of worker RSS in the bench), and
                 # one shared tuple of names for every label with the same features
-                hit = (_NAMES.setdefault(names, names), orjson.Fragment(memoryview(row).tobytes()))
+                hit = (names, orjson.Fragment(memoryview(row).tobytes()))
             if keys is None:
                 keys = hit[0]
             elif hit[0] != keys:  # same names in the same order: the values line up
-                return self.labels
+                return [[lab[0], lab[1], as_dict(lab[2]), *lab[3:]] for lab in self.labels]
             fresh[lab[0]] = hit
             rows.append(hit[1])
         self.packed_rows = fresh  # resolved labels drop out
@@ -246,5 +247,10 @@ def _unpack_labels(packed: list[list[Any]] | dict[str, Any]) -> list[list[Any]]:
     """Inverse of :meth:`AccountState._packed_labels` (and the identity on the plain form of older blobs)."""
     if isinstance(packed, list):
         return packed
-    keys = packed["k"]
-    return [[v[0], v[1], dict(zip(keys, v[2], strict=True)), *v[3:]] for v in packed["v"]]
+    keys = shared_names(tuple(packed["k"]))
+    out = []
+    for v in packed["v"]:
+        if len(v[2]) != len(keys):
+            raise ValueError(f"label {v[0]}: {len(v[2])} feature values for {len(keys)} names")
+        out.append([v[0], v[1], Features(keys, array("d", v[2])), *v[3:]])
+    return out

@@ -23,6 +23,7 @@ from riskmon.config import Settings
 from riskmon.contract import Account, Purchase, Repayment
 from riskmon.eventtime import MS_PER_DAY, fmt_ts
 from riskmon.features import applicant_features, is_night, window_features
+from riskmon.label_features import Features, as_dict
 from riskmon.ladder import ContactWindow, dpd_at
 from riskmon.ledger import INSTALLMENT_PERIOD_MS
 from riskmon.limits import LimitDecision, consider_lower, consider_raise
@@ -176,7 +177,7 @@ class Engine:
         grade = pol.grade(pd)
         st.last_pd, st.grade, st.model_version = pd, grade, self.model.version
         due1 = ev.ts + INSTALLMENT_PERIOD_MS
-        st.labels.append([ev.event_id, due1, x, pd, pm, int(self.model.warm)])
+        st.labels.append([ev.event_id, due1, Features.of(x), pd, pm, int(self.model.warm)])
         a = pol.alerts
         spend24_fen = x["spend_24h"] * 100
         fraud = (anomaly >= a["fraud_anomaly"] and x["utilisation"] >= a["fraud_min_utilisation"]) or (
@@ -495,7 +496,7 @@ class Engine:
 
     # ------------------------------------------------------------------ delayed labels
     def _learn(self, uid: str, lab: list[Any], y: bool, ts: int) -> None:
-        x, p_decision, p_model, warm = lab[2], lab[3], lab[4], bool(lab[5])
+        x, p_decision, p_model, warm = as_dict(lab[2]), lab[3], lab[4], bool(lab[5])
         self.metrics.update(p_decision, y)
         if self.label_log is not None:
             self.label_log.append((x, p_decision, p_model, y, ts, warm, uid))

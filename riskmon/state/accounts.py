@@ -65,10 +65,10 @@ return {1, {}, tostring(cur)}
 LOAD_LUA = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('HMGET', k, 'v', 's') end return out"
 
 
-# In-memory size of a cached state per byte of its blob: decoded, a state's dicts, lists, floats and
-# strings take ~6.5x its JSON (tracemalloc over the bench's 16,496 states: 17.0 KB each in memory, 2.6 KB
-# blob). Rounded up: the budget is a ceiling.
-STATE_MEMORY_PER_BLOB_BYTE = 7
+# In-memory size of a cached state per byte of its blob: decoded, a state's dicts, lists, numbers and
+# strings take ~4x its JSON (tracemalloc over the bench's 16,496 states: 10.4 KB each in memory, 2.6 KB
+# blob, pending labels held compactly by riskmon.label_features). Rounded up: the budget is a ceiling.
+STATE_MEMORY_PER_BLOB_BYTE = 5
 NEW_STATE_BYTES = 4096  # a user with no stored state yet, until its first commit says better
 
 
@@ -89,8 +89,8 @@ class AccountStore:
         self.ttl_s = ttl_s
         self.cache: OrderedDict[str, AccountState] = OrderedDict()
         self.cache_size = cache_size
-        # Why a memory budget as well as a count: a state takes ~17 KB in memory (more for a mature account
-        # with many pending labels), so 100k cached users alone would be ~1.7 GB. Estimated per state from
+        # Why a memory budget as well as a count: a state takes ~10 KB in memory (more for a mature account
+        # with many pending labels), so 100k cached users alone would be ~1 GB. Estimated per state from
         # its blob (STATE_MEMORY_PER_BLOB_BYTE); least recently used states go first.
         self.cache_bytes = cache_bytes
         self.cached_bytes = 0

@@ -1,8 +1,9 @@
 """The worker's state cache stays within its memory budget; evicted states come back from Redis intact.
 
-Why: a decoded account state takes ~17 KB in memory, so a worker that cached every user it owns would
-pass 1 GB at ~50k users. The budget (``RISKMON_STATE_CACHE_MB``) bounds it; Redis holds every state
-anyway, so an evicted user costs one more read in its next batch's single round trip, never correctness.
+Why: a decoded account state takes ~10 KB in memory, so a worker that cached every user it owns would
+pass 1 GB at ~70k users (1.17 GB measured at 82k). The budget (``RISKMON_STATE_CACHE_MB``) bounds it;
+Redis holds every state anyway, so an evicted user costs one more read in its next batch's single round
+trip, never correctness.
 """
 
 from __future__ import annotations
