@@ -76,6 +76,13 @@ def render(report: dict[str, Any]) -> Group:
     c = report.get("stages", {}).get("c_pipeline_1", {}).get("redis")
     if c:
         other.add_row(f"Redis memory per 1k users ({c['users']:,} users)", f"{c['mb_per_1k_users']:.2f} MiB")
+    mem = report.get("memory")
+    if mem:
+        rss = max(v["peak_rss_mb"] for v in mem["rss"].values())
+        other.add_row(f"(g) 1 worker owning {mem['users']:,} users ({mem['users_with_state']:,} with state)",
+                      f"peak RSS {rss:,.0f} MiB, {mem['events_per_s']:,.0f} events/s, "
+                      f"{mem['worker_us_per_msg']} µs CPU per message, Redis {mem['redis_mb_per_1k_users']:.2f} MiB "
+                      "per 1k users")
 
     tg = Table(title="Targets")
     for col in ("target", "wanted", "measured", "met"):

@@ -47,6 +47,8 @@ class BenchConfig:
     latency_warmup_s: float = 5.0
     latency_batch_within_s: float = 0.01
     latency_workers: int = 1  # workers in one group during (e): the latency target may need scale-out
+    memory_users: int = 100_000  # stage (g): one worker owning this many users (0: skip)
+    memory_events_per_user: int = 4
     redis_batch: int = 500
     redis_rounds: int = 100
     profile_dir: Path | None = None
@@ -209,6 +211,9 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                 report["redis_round_trips"] = redis_reads.redis_round_trips(
                     stack.redis_url, batch=cfg.redis_batch, rounds=cfg.redis_rounds)
 
+        if cfg.memory_users:
+            report["memory"] = _memory_stage(run, stack, r, cfg, say)
+
         if not cfg.skip_latency:
             prefix = run.prefix("e")
             stack.create_topics(all_topic_names(prefix), cfg.partitions)
@@ -244,6 +249,31 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
     report["targets"] = evaluate_targets(report)
     report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return report
+
+
+def _memory_stage(run: _Run, stack: Stack, r: Any, cfg: BenchConfig, say: Callable[[str], None]) -> dict[str, Any]:
+    """(g): one worker drains ``memory_events_per_user`` x ``memory_users`` events of that many users.
+
+    Why a stage of its own: the memory target is per worker *at 100k users*, and (c)'s 20k users say
+    nothing about it (a worker's RSS grows with the users whose state it holds: 522 MiB at 16k users,
+    1.56 GB at 82k before the state cache had a memory budget).
+    """
+    n = cfg.memory_users * cfg.memory_events_per_user
+    cfg_users = f"{cfg.memory_users:,} users"
+    lines = dataset.build_lines(n, cfg.memory_users, cfg.enterprises, cfg.seed + 1)
+    prefix = run.prefix("g")
+    run.produce(stack, lines, prefix, "produce (g)")
+    r.flushdb()
+    base_mem = int(r.info("memory")["used_memory"])
+    say(f"(g) memory: 1 worker, {n:,} events of {cfg_users}")
+    res, extra = run.drain_stage(stack, "workerg", prefix, f"bench-{run.run_id}-memory",
+                                 [sys.executable, "-m", "riskmon.cli.main", "worker"], 1, {})
+    users = len(list(r.scan_iter("rm:u:*", count=5000)))
+    used = int(r.info("memory")["used_memory"])
+    cpu = sum(v for k, v in res.cpu_s.items() if k.startswith("workerg"))
+    return {**run.stage_dict(res, os.cpu_count() or 1), "users": cfg.memory_users, "users_with_state": users,
+            "rss": extra["rss"], "worker_us_per_msg": round(cpu / res.counted * 1e6, 1) if res.counted else None,
+            "redis_mb_per_1k_users": round((used - base_mem) / 2**20 / max(users, 1) * 1000, 3)}
 
 
 def _count(lines: list[dataset.Line]) -> dict[str, int]:

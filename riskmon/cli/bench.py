@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latency-workers", type=int, default=1,
                    help="workers in one consumer group during stage (e) (default 1); the offered rate is "
                         "split between them by partition, as in production scale-out")
+    p.add_argument("--memory-users", type=int, default=100_000,
+                   help="stage (g): one worker drains 4 events per user of this many users and its peak RSS is "
+                        "the memory target's measure (default 100000; 0 skips it, ~3 min)")
     p.add_argument("--redis-batch", type=int, default=500, help="users per AccountStore round trip in (f)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="record py-spy profiles of worker-0 during (c) and (d) into DIR (collapsed stacks)")
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, naive_mode=args.naive_mode, skip_latency=args.skip_latency,
                       latency_rate=args.rate, latency_seconds=args.latency_seconds,
                       latency_batch_within_s=args.latency_window,
-                      latency_workers=args.latency_workers, redis_batch=args.redis_batch,
+                      latency_workers=args.latency_workers, memory_users=args.memory_users,
+                      redis_batch=args.redis_batch,
                       profile_dir=args.profile)
     tasks: dict[str, int] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

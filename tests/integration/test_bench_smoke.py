@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     cfg = BenchConfig(events=1500, users=300, enterprises=10, partitions=2, latency_rate=150, latency_seconds=4,
-                      latency_warmup_s=0.0, latency_workers=2, redis_batch=50, redis_rounds=5)
+                      latency_warmup_s=0.0, latency_workers=2, memory_users=200, redis_batch=50, redis_rounds=5)
     seen: set[str] = set()
     report = run_bench(cfg, settings(broker="none", redis=False, clickhouse=False),
                        progress=lambda stage, done, total: seen.add(stage), say=lambda _: None,
@@ -53,6 +53,11 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
         assert wb[f"batch_{stage}_p99_ms"] >= wb[f"batch_{stage}_p50_ms"] >= 0, stage
     assert wb["batch_publish_p50_ms"] > 0 and wb["batch_commit_p50_ms"] > 0  # real round trips
     assert report["targets"]["redis read p99 < 2 ms (per live batch)"]["value"] == wb["batch_load_p99_ms"]
+    mem = report["memory"]  # (g): one worker owning memory_users users, 4 events each
+    assert mem["users"] == 200 and mem["events"] == 800 and 0 < mem["users_with_state"] <= 200
+    assert mem["worker_us_per_msg"] > 0 and mem["redis_mb_per_1k_users"] > 0
+    rss = report["targets"]["worker peak RSS < 1 GB at 200 users"]
+    assert rss["value"] == max(v["peak_rss_mb"] for v in mem["rss"].values()) > 0
     assert set(report["ratios"]) == {"c_over_b", "c_over_a", "d_over_c"}
     assert all(t["met"] in (True, False) for t in report["targets"].values())
     assert {"produce (a,b)", "(a) raw", "(e) latency"} <= seen
