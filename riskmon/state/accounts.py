@@ -66,9 +66,10 @@ LOAD_LUA = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('HMGE
 
 
 # In-memory size of a cached state per byte of its blob: decoded, a state's dicts, lists, numbers and
-# strings take ~4x its JSON (tracemalloc over the bench's 16,496 states: 10.4 KB each in memory, 2.6 KB
-# blob, pending labels held compactly by riskmon.label_features). Rounded up: the budget is a ceiling.
-STATE_MEMORY_PER_BLOB_BYTE = 5
+# strings take 3-4x its JSON (tracemalloc, pending labels held compactly by riskmon.label_features: 2.95x
+# for blobs under 2 KB up to 3.97x at 14-16 KB, over the 20k states of a 300k-event replay). The top of
+# that range: the budget is a ceiling, not a guess that may run over.
+STATE_MEMORY_PER_BLOB_BYTE = 4
 NEW_STATE_BYTES = 4096  # a user with no stored state yet, until its first commit says better
 
 
