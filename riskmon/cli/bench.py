@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Starts Apache Kafka and a redis-server, simulates --events input messages once and runs, "
         "on that same data: (a) raw aiokafka consume + orjson decode; (b) a naive one-event-at-a-time Faust "
         "agent (decode + Redis GET + SET per event); (c) the full pipeline with 1 worker; (d) with 2 workers; "
-        "(e) event -> decision latency at a paced offered rate; (f) AccountStore load/commit round trips. "
+        "(e) event -> decision latency at a paced offered rate; (f) AccountStore load/commit round trips; "
+        "(g) memory: one worker owning --memory-users users. "
         "Prints a table (events/s, c/b, c/a, d/c, latency, CPU split, RSS, Redis memory per 1k users, "
         "targets) and writes the same as JSON. Everything it starts is stopped at the end.",
     )
@@ -40,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the memory target's measure (default 100000; 0 skips it, ~3 min)")
     p.add_argument("--redis-batch", type=int, default=500, help="users per AccountStore round trip in (f)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                   help="record py-spy profiles of worker-0 during (c) and (d) into DIR (collapsed stacks)")
+                   help="record py-spy profiles of worker-0 during (c) and (d) into DIR (collapsed stacks); py-spy "
+                        "takes CPU on the same cores, so read d/c from a run without it")
     p.add_argument("--out", type=Path, default=Path("var/bench/bench.json"), help="JSON report path")
     p.set_defaults(func=run)
 
