@@ -4,7 +4,7 @@ Why: every purchase leaves a label pending for ~60 days with the ~37 features it
 online model learns them when the outcome is known). As a dict of float objects a label took ~3.1 KB of
 a worker's memory, two thirds of a cached account state (17 KB at 3.5 pending labels), and a worker
 caching 82k users reached 1.56 GB (docs/performance.md). Here the names are one tuple shared by every
-label with the same features and the values are raw doubles: ~0.4 KB. The dict is rebuilt once, when
+label with the same features and the values are raw doubles: ~0.5 KB. The dict is rebuilt once, when
 the label is learnt.
 """
 
