@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         "their next event: the bound that keeps a worker under 1 GB however many users it owns "
         "(docs/performance.md). Raise it to trade memory for fewer Redis reads.",
     )
+    ews_cache_mb: int = Field(
+        128, ge=1, description="Memory budget of a worker's cache of enterprise EWS states (MiB, estimated "
+        "from their stored size, ~36 KB each in memory). Least recently used ones are read from Redis again "
+        "at their next metric.",
+    )
     max_message_bytes: int = Field(65536, ge=1, description="Input messages larger than this are dead-lettered.")
     model_checkpoint_every: int = Field(
         200, ge=1, description="Checkpoint the online models to Redis after this many learned labels."

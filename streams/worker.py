@@ -35,7 +35,8 @@ def build_worker(settings: Settings, worker_id: str | None = None, loglevel: str
                                health_check_interval=30)
     runtime = ConsumerCreditRuntime(settings, policy, client, worker_id, freeze_gc=True,
                                     **faust_runtime_hooks(app, settings.topic_prefix))
-    ews = EwsService(client, policy.section("ews"), settings.state_ttl_days * 86_400)
+    ews = EwsService(client, policy.section("ews"), settings.state_ttl_days * 86_400,
+                     cache_bytes=settings.ews_cache_mb * 2**20)
     hooks = HookDispatcher(settings, policy.section("hooks"), client,
                            on_dead_letter=hook_dead_letter_publisher(app, settings.topic_prefix))
 

@@ -126,3 +126,28 @@ def _ts(ms: int) -> str:
     from riskmon.eventtime import fmt_ts
 
     return fmt_ts(ms)
+
+
+def test_the_state_cache_stays_within_its_budget_and_decides_the_same(clean_redis_url: str) -> None:
+    """A budget of a few enterprises forces evictions on every batch; evicted states are read back from
+    Redis, so the alerts and health records are exactly those of an unbounded cache."""
+    evs = events(seed=4, n=12, days=150)
+    parts = batches(evs, 400)
+
+    async def run(cache_bytes: int | None) -> tuple[list, EwsService]:
+        client = aioredis.from_url(clean_redis_url)
+        await client.flushdb()
+        svc = EwsService(client, {}, TTL_S) if cache_bytes is None else EwsService(client, {}, TTL_S, cache_bytes)
+        got: list = []
+        for batch in parts:
+            got += await svc.handle_batch(batch)
+            assert cache_bytes is None or svc.cached_bytes <= cache_bytes or len(svc.cache) == 1
+        await client.aclose()
+        return got, svc
+
+    unbounded, big = asyncio.run(run(None))
+    small_budget = 3 * max(big._sizes.values())
+    bounded, small = asyncio.run(run(small_budget))
+    assert len(big.cache) == 12 and big.evictions == 0
+    assert small.evictions > 0 and len(small.cache) < 12
+    assert bounded == unbounded
