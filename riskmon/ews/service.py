@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from riskmon.contract import BusinessMetric
 from riskmon.ews.monitor import EnterpriseMonitor, EnterpriseState, Output
 from riskmon.ews.peers import PeerBoard
 from riskmon.ews.thresholds import EwsPolicy
+from riskmon.state.lru import BudgetedLRU
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -88,28 +88,11 @@ class EwsService:
         # the worker's hottest spot in a replay. ``invalidate`` on rebalance or error.
         # Bounded by an estimated memory budget (~36 KB per enterprise: 10k enterprises would be 360 MB);
         # the least recently used go first and are read back in their next batch's one load.
-        self.cache: OrderedDict[str, EnterpriseState] = OrderedDict()
-        self.cache_bytes = cache_bytes
-        self.cached_bytes = 0
-        self._sizes: dict[str, int] = {}
-        self.evictions = 0
+        self.cache: BudgetedLRU[EnterpriseState] = BudgetedLRU(cache_bytes)
 
     def invalidate(self) -> None:
         """Forget cached states (partitions moved, or a write failed)."""
         self.cache.clear()
-        self._sizes.clear()
-        self.cached_bytes = 0
-
-    def _remember(self, ent: str, st: EnterpriseState, size: int) -> None:
-        """Cache ``st`` as the most recently used; evict the least recently used beyond the budget."""
-        self.cache[ent] = st
-        self.cache.move_to_end(ent)
-        self.cached_bytes += size - self._sizes.get(ent, 0)
-        self._sizes[ent] = size
-        while len(self.cache) > 1 and self.cached_bytes > self.cache_bytes:
-            old, _ = self.cache.popitem(last=False)
-            self.cached_bytes -= self._sizes.pop(old, 0)
-            self.evictions += 1
 
     async def handle_batch(self, events: list[BusinessMetric]) -> list[tuple[str, str, dict]]:
         """Apply a batch in event order; returns ``(topic, key, record)`` for ``alerts`` / ``enterprise-health``.
@@ -185,8 +168,8 @@ class EwsService:
                 raise
         for ent, st in states.items():
             known = blob_size.get(ent)
-            size = known * MEMORY_PER_BLOB_BYTE if known else self._sizes.get(ent, NEW_STATE_BYTES)
-            self._remember(ent, st, size)
+            size = known * MEMORY_PER_BLOB_BYTE if known else self.cache.size_of(ent, NEW_STATE_BYTES)
+            self.cache.put(ent, st, size)
         return out
 
     async def load_state(self, enterprise_id: str) -> EnterpriseState | None:

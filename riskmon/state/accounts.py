@@ -15,12 +15,12 @@ one reply, where a pipeline of N HMGETs costs N commands to pack and N replies t
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
 from riskmon.account import AccountState
+from riskmon.state.lru import BudgetedLRU
 
 COMMIT_LUA = r"""
 local n = tonumber(ARGV[1])
@@ -88,15 +88,10 @@ class AccountStore:
                  cache_bytes: int = 384 * 2**20) -> None:
         self.redis = client
         self.ttl_s = ttl_s
-        self.cache: OrderedDict[str, AccountState] = OrderedDict()
-        self.cache_size = cache_size
         # Why a memory budget as well as a count: a state takes ~10 KB in memory (more for a mature account
         # with many pending labels), so 100k cached users alone would be ~1 GB. Estimated per state from
         # its blob (STATE_MEMORY_PER_BLOB_BYTE); least recently used states go first.
-        self.cache_bytes = cache_bytes
-        self.cached_bytes = 0
-        self._sizes: dict[str, int] = {}
-        self.evictions = 0  # counted for tests and benchmarks
+        self.cache: BudgetedLRU[AccountState] = BudgetedLRU(cache_bytes, cache_size)
         self._commit = client.register_script(COMMIT_LUA)
         self._load = client.register_script(LOAD_LUA)
         self.round_trips = 0  # counted for tests and benchmarks
@@ -106,12 +101,9 @@ class AccountStore:
         """Forget cached states (all of them on a rebalance)."""
         if users is None:
             self.cache.clear()
-            self._sizes.clear()
-            self.cached_bytes = 0
         else:
             for u in users:
-                self.cache.pop(u, None)
-                self.cached_bytes -= self._sizes.pop(u, 0)
+                self.cache.discard(u)
 
     async def load(self, users: set[str]) -> dict[str, AccountState]:
         """States of ``users``: cached ones directly, the rest in one round trip (:meth:`fetch`)."""
@@ -123,14 +115,13 @@ class AccountStore:
             if st is None:
                 missing.append(u)
             else:
-                self.cache.move_to_end(u)
                 out[u] = st
         if missing:
             rows = await self.fetch(missing)
             for u, (v, blob) in zip(missing, rows, strict=True):
                 st = AccountState.from_bytes(blob, int(v)) if blob else AccountState(u)
                 out[u] = st
-                self._remember(u, st, len(blob) * STATE_MEMORY_PER_BLOB_BYTE if blob else NEW_STATE_BYTES)
+                self.cache.put(u, st, len(blob) * STATE_MEMORY_PER_BLOB_BYTE if blob else NEW_STATE_BYTES)
         return out
 
     async def fetch(self, users: list[str]) -> list[list[bytes | None]]:
@@ -139,18 +130,6 @@ class AccountStore:
         self.round_trips += 1
         self.last_fetched = len(users)
         return rows
-
-    def _remember(self, user: str, st: AccountState, size: int) -> None:
-        """Cache ``st`` as the most recently used state, then evict the least recently used ones while the
-        cache is over its count or its memory budget (never the state just remembered)."""
-        self.cache[user] = st
-        self.cache.move_to_end(user)
-        self.cached_bytes += size - self._sizes.get(user, 0)
-        self._sizes[user] = size
-        while len(self.cache) > 1 and (len(self.cache) > self.cache_size or self.cached_bytes > self.cache_bytes):
-            old, _ = self.cache.popitem(last=False)
-            self.cached_bytes -= self._sizes.pop(old, 0)
-            self.evictions += 1
 
     async def commit(self, states: list[AccountState], timers: list[tuple[int, str, int | None]], max_seen: int,
                      stats: dict[str, int], checkpoints: dict[str, bytes] | None = None) -> CommitResult:
@@ -172,7 +151,7 @@ class AccountStore:
         if ok:
             for st, size in zip(states, sizes, strict=True):
                 st.version += 1
-                self._remember(st.user_id, st, size)
+                self.cache.put(st.user_id, st, size)
         else:
             self.invalidate([c.decode() if isinstance(c, bytes) else c for c in conflicts])
         return CommitResult(bool(ok), [c.decode() if isinstance(c, bytes) else c for c in conflicts])

@@ -141,13 +141,13 @@ def test_the_state_cache_stays_within_its_budget_and_decides_the_same(clean_redi
         got: list = []
         for batch in parts:
             got += await svc.handle_batch(batch)
-            assert cache_bytes is None or svc.cached_bytes <= cache_bytes or len(svc.cache) == 1
+            assert cache_bytes is None or svc.cache.used_bytes <= cache_bytes or len(svc.cache) == 1
         await client.aclose()
         return got, svc
 
     unbounded, big = asyncio.run(run(None))
-    small_budget = 3 * max(big._sizes.values())
+    small_budget = 3 * max(big.cache.sizes.values())
     bounded, small = asyncio.run(run(small_budget))
-    assert len(big.cache) == 12 and big.evictions == 0
-    assert small.evictions > 0 and len(small.cache) < 12
+    assert len(big.cache) == 12 and big.cache.evictions == 0
+    assert small.cache.evictions > 0 and len(small.cache) < 12
     assert bounded == unbounded

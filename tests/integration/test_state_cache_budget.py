@@ -37,8 +37,8 @@ def test_the_cache_evicts_least_recently_used_states_beyond_its_budget(clean_red
         for start in range(0, 100, 10):
             res = await store.commit([_state(i) for i in range(start, start + 10)], [], 0, {})
             assert res.ok
-            assert store.cached_bytes <= store.cache_bytes
-        assert 15 <= len(store.cache) <= 20 and store.evictions == 100 - len(store.cache)
+            assert store.cache.used_bytes <= store.cache.max_bytes
+        assert 15 <= len(store.cache) <= 20 and store.cache.evictions == 100 - len(store.cache)
         assert list(store.cache)[-1] == "u99"  # the newest stay
 
         # u0 was evicted: it comes back from Redis in the batch's one read, exactly as committed
@@ -47,7 +47,7 @@ def test_the_cache_evicts_least_recently_used_states_beyond_its_budget(clean_red
         assert store.round_trips == trips + 1 and store.last_fetched == 1
         assert states["u0"].to_bytes() == _state(0).to_bytes() and states["u0"].version == 1
         assert states["u0"].ledger.outstanding == 12_050
-        assert "u0" in store.cache and store.cached_bytes <= store.cache_bytes
+        assert "u0" in store.cache and store.cache.used_bytes <= store.cache.max_bytes
 
         # a cache hit makes a state the most recently used: the next evictions take others first
         oldest = next(iter(store.cache))
@@ -69,7 +69,7 @@ def test_the_runtime_takes_its_budget_from_the_config(clean_redis_url: str) -> N
 
         rt = ConsumerCreditRuntime(settings, load_policy(settings.policy_path), client, "t",
                                    publish=publish, assigned_partitions=lambda: [0])
-        assert rt.store.cache_bytes == 7 * 2**20
+        assert rt.store.cache.max_bytes == 7 * 2**20
         await client.aclose()
 
     asyncio.run(scenario())
