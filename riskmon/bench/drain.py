@@ -70,6 +70,12 @@ class DrainResult:
         return self.counted / self.seconds if self.seconds > 0 else 0.0
 
 
+def stable_members(info: dict) -> int:
+    """Members in a ``describe_groups`` entry when the group is ``Stable``, else 0."""
+    state = str(info.get("group_state", info.get("state", "")))
+    return len(info.get("members") or ()) if state.lower().endswith("stable") else 0
+
+
 class GroupWatch:
     """Committed offsets of one group on fixed, pre-produced topics."""
 
@@ -100,11 +106,9 @@ class GroupWatch:
     def members_stable(self) -> int:
         """Members of the group when it is ``Stable`` (0 while it rebalances, is empty or is unknown)."""
         try:
-            info = self.admin.describe_groups([self.group]).get(self.group, {})
+            return stable_members(self.admin.describe_groups([self.group]).get(self.group, {}))
         except KafkaError:
             return 0
-        state = str(info.get("group_state", info.get("state", "")))
-        return len(info.get("members") or ()) if state.lower().endswith("stable") else 0
 
     def close(self) -> None:
         """Close the admin client."""

@@ -66,8 +66,7 @@ def _group_stable(bootstrap: str, group: str, members: int, timeout_s: float, wa
                 info = admin.describe_groups([group]).get(group, {})
             except Exception:  # noqa: BLE001 - coordinator not ready yet
                 info = {}
-            state = str(info.get("group_state", info.get("state", "")))
-            if state.lower().endswith("stable") and len(info.get("members") or ()) >= members:
+            if drain.stable_members(info) >= members:
                 return
             for p in watched:
                 if not p.alive():
@@ -212,7 +211,7 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                     stack.redis_url, batch=cfg.redis_batch, rounds=cfg.redis_rounds)
 
         if cfg.memory_users:
-            report["memory"] = _memory_stage(run, stack, r, cfg, say)
+            report["memory"] = _memory_stage(run, stack, r, cfg, worker, say)
 
         if not cfg.skip_latency:
             prefix = run.prefix("e")
@@ -251,7 +250,8 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
     return report
 
 
-def _memory_stage(run: _Run, stack: Stack, r: Any, cfg: BenchConfig, say: Callable[[str], None]) -> dict[str, Any]:
+def _memory_stage(run: _Run, stack: Stack, r: Any, cfg: BenchConfig, worker: list[str],
+                  say: Callable[[str], None]) -> dict[str, Any]:
     """(g): one worker drains ``memory_events_per_user`` x ``memory_users`` events of that many users.
 
     Why a stage of its own: the memory target is per worker *at 100k users*, and (c)'s 20k users say
@@ -259,15 +259,13 @@ def _memory_stage(run: _Run, stack: Stack, r: Any, cfg: BenchConfig, say: Callab
     1.56 GB at 82k before the state cache had a memory budget).
     """
     n = cfg.memory_users * cfg.memory_events_per_user
-    cfg_users = f"{cfg.memory_users:,} users"
     lines = dataset.build_lines(n, cfg.memory_users, cfg.enterprises, cfg.seed + 1)
     prefix = run.prefix("g")
     run.produce(stack, lines, prefix, "produce (g)")
     r.flushdb()
     base_mem = int(r.info("memory")["used_memory"])
-    say(f"(g) memory: 1 worker, {n:,} events of {cfg_users}")
-    res, extra = run.drain_stage(stack, "workerg", prefix, f"bench-{run.run_id}-memory",
-                                 [sys.executable, "-m", "riskmon.cli.main", "worker"], 1, {})
+    say(f"(g) memory: 1 worker, {n:,} events of {cfg.memory_users:,} users")
+    res, extra = run.drain_stage(stack, "workerg", prefix, f"bench-{run.run_id}-memory", worker, 1, {})
     users = len(list(r.scan_iter("rm:u:*", count=5000)))
     used = int(r.info("memory")["used_memory"])
     cpu = sum(v for k, v in res.cpu_s.items() if k.startswith("workerg"))
