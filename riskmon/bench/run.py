@@ -198,13 +198,9 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
             say(f"({key[0]}) full pipeline, {n_workers} worker(s)")
             res, extra = run.drain_stage(stack, f"worker{key[0]}", prefix, f"bench-{run.run_id}-{key}", worker,
                                          n_workers, {}, profile_name=f"worker-{key}")
-            users = len(list(r.scan_iter("rm:u:*", count=5000)))
-            used = int(r.info("memory")["used_memory"])
             stats = {k.decode(): int(v) for k, v in r.hgetall("rm:stats").items()}
             report["stages"][key] = {**run.stage_dict(res, cores), "workers": n_workers, **extra,
-                                     "pipeline_counters": stats,
-                                     "redis": {"users": users, "used_memory_mb": round(used / 2**20, 1),
-                                               "mb_per_1k_users": round((used - base_mem) / 2**20 / max(users, 1) * 1000, 3)}}
+                                     "pipeline_counters": stats, "redis": _redis_users(r, base_mem)}
             if key == "c_pipeline_1":
                 say("(f) Redis round trips on the states (c) left behind")
                 report["redis_round_trips"] = redis_reads.redis_round_trips(
@@ -266,12 +262,20 @@ def _memory_stage(run: _Run, stack: Stack, r: Any, cfg: BenchConfig, worker: lis
     base_mem = int(r.info("memory")["used_memory"])
     say(f"(g) memory: 1 worker, {n:,} events of {cfg.memory_users:,} users")
     res, extra = run.drain_stage(stack, "workerg", prefix, f"bench-{run.run_id}-memory", worker, 1, {})
+    redis_use = _redis_users(r, base_mem)
+    cpu = sum(v for k, v in res.cpu_s.items() if k.startswith("workerg"))
+    return {**run.stage_dict(res, os.cpu_count() or 1), "users": cfg.memory_users,
+            "users_with_state": redis_use["users"], "rss": extra["rss"],
+            "worker_us_per_msg": round(cpu / res.counted * 1e6, 1) if res.counted else None,
+            "redis_mb_per_1k_users": redis_use["mb_per_1k_users"]}
+
+
+def _redis_users(r: Any, base_mem: int) -> dict[str, Any]:
+    """Users with state in Redis (``rm:u:*``), Redis memory now, and MiB per 1k users over ``base_mem``."""
     users = len(list(r.scan_iter("rm:u:*", count=5000)))
     used = int(r.info("memory")["used_memory"])
-    cpu = sum(v for k, v in res.cpu_s.items() if k.startswith("workerg"))
-    return {**run.stage_dict(res, os.cpu_count() or 1), "users": cfg.memory_users, "users_with_state": users,
-            "rss": extra["rss"], "worker_us_per_msg": round(cpu / res.counted * 1e6, 1) if res.counted else None,
-            "redis_mb_per_1k_users": round((used - base_mem) / 2**20 / max(users, 1) * 1000, 3)}
+    return {"users": users, "used_memory_mb": round(used / 2**20, 1),
+            "mb_per_1k_users": round((used - base_mem) / 2**20 / max(users, 1) * 1000, 3)}
 
 
 def _count(lines: list[dataset.Line]) -> dict[str, int]:
