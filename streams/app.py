@@ -9,6 +9,7 @@ import faust
 from mode.utils.logging import level_number
 
 from riskmon.config import Settings
+from streams.fast_drain import install_fast_drain
 
 
 def bootstrap_url(settings: Settings) -> str:
@@ -26,7 +27,7 @@ def create_app(settings: Settings) -> faust.App:
     """
     datadir = settings.var_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=bootstrap_url(settings),
         store="memory://",
@@ -47,6 +48,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=30.0,
         broker_heartbeat_interval=3.0,
     )
+    if settings.fast_drain:
+        install_fast_drain(app)
+    return app
 
 
 def keep_root_log_level(app: faust.App, loglevel: str) -> None:

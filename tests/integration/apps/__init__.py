@@ -1,0 +1,1 @@
+"""Small Faust apps the integration tests run as worker processes."""
