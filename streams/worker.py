@@ -9,11 +9,11 @@ from typing import Any
 
 import faust
 import orjson
-import redis.asyncio as aioredis
 
 from riskmon.config import Settings
 from riskmon.ews.service import EwsService
 from riskmon.policy import load_policy
+from riskmon.state.redis_client import connect as redis_connect
 from sinks.hooks.dispatcher import HookDispatcher
 from streams.agents import alert_hooks, business_metrics, consumer_credit
 from streams.app import create_app, drop_per_message_monitor, keep_root_log_level, use_event_loop
@@ -31,8 +31,7 @@ def build_worker(settings: Settings, worker_id: str | None = None, loglevel: str
     policy = load_policy(settings.policy_path)
     app = create_app(settings)
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    client = aioredis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-                               health_check_interval=30)
+    client = redis_connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
     runtime = ConsumerCreditRuntime(settings, policy, client, worker_id, freeze_gc=True,
                                     **faust_runtime_hooks(app, settings.topic_prefix))
     ews = EwsService(client, policy.section("ews"), settings.state_ttl_days * 86_400,

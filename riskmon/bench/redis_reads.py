@@ -12,16 +12,15 @@ import asyncio
 import random
 import time
 
-import redis.asyncio as aioredis
-
 from riskmon.bench.latency import percentile
 from riskmon.state.accounts import AccountStore
+from riskmon.state.redis_client import connect as redis_connect
 
 SMALL_BATCH = 50  # cold users of a typical live batch (a few hundred events, most users cached)
 
 
 async def _run(redis_url: str, batch: int, rounds: int, seed: int) -> dict[str, float]:
-    client = aioredis.from_url(redis_url)
+    client = redis_connect(redis_url)  # the worker's client (hiredis packing)
     try:
         users = sorted([k.decode()[5:] async for k in client.scan_iter("rm:u:*", count=5000)])
         if not users:
