@@ -17,6 +17,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import mul
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,14 @@ class Scorecard:
         if unknown:
             raise ValueError(f"scorecard weights name unknown features {unknown}; known: "
                              f"{sorted(model_features({}))}")
+        # the weights as two tuples, for a dot product without a generator (a scorecard is never mutated)
+        object.__setattr__(self, "_names", tuple(self.weights))
+        object.__setattr__(self, "_ws", tuple(self.weights.values()))
+        object.__setattr__(self, "_zeros", (0.0,) * len(self.weights))
 
     def logit(self, f: dict[str, float]) -> float:
         """Score of already-transformed features (``model_features(x)``), clipped to +-30."""
-        z = self.intercept + sum(w * f.get(k, 0.0) for k, w in self.weights.items())
+        z = self.intercept + sum(map(mul, self._ws, map(f.get, self._names, self._zeros)))  # same order, same sum
         return max(-30.0, min(30.0, z))
 
     def pd_of_features(self, f: dict[str, float]) -> float:

@@ -47,6 +47,11 @@ class Installment:
         return cls(v[0], v[1], v[2], v[3], v[4], v[5])
 
 
+def _due_order(i: Installment) -> tuple[int, str, int]:
+    """Oldest-first order of installments: due instant, then purchase, then k."""
+    return (i.due, i.purchase_id, i.k)
+
+
 def split_installments(purchase_id: str, ts: int, amount: int, n: int) -> list[Installment]:
     """Split a purchase into n installments (floor to the fen, remainder on the last).
 
@@ -70,33 +75,41 @@ class Payment:
 class Ledger:
     """Installments and credit balance of one account (the money part of the account state)."""
 
-    __slots__ = ("credit_balance", "installments", "purchased", "repaid")
+    __slots__ = ("_outstanding", "credit_balance", "installments", "purchased", "repaid")
 
     def __init__(self) -> None:
         self.installments: list[Installment] = []  # unpaid ones + recently paid (pruned by caller)
         self.credit_balance = 0
         self.purchased = 0
         self.repaid = 0
+        self._outstanding: int | None = None  # cached sum; every mutation below resets it
 
     @property
     def outstanding(self) -> int:
-        """Unpaid principal in fen."""
-        return sum(i.unpaid for i in self.installments if i.paid_ts is None)
+        """Unpaid principal in fen.
+
+        Cached: a purchase reads it four times (utilisation before and after, features, peak utilisation)
+        and each read summed every installment. Only :meth:`purchase` and :meth:`repay` change what is
+        unpaid, and both reset the cache.
+        """
+        if self._outstanding is None:
+            self._outstanding = sum(i.amount - i.paid for i in self.installments if i.paid_ts is None)
+        return self._outstanding
 
     def unpaid(self) -> list[Installment]:
         """Unpaid installments, oldest first."""
         return sorted(
-            (i for i in self.installments if i.paid_ts is None), key=lambda i: (i.due, i.purchase_id, i.k)
+            (i for i in self.installments if i.paid_ts is None), key=_due_order
         )
 
     def oldest_unpaid(self) -> Installment | None:
-        """The installment that drives DPD."""
-        unpaid = self.unpaid()
-        return unpaid[0] if unpaid else None
+        """The installment that drives DPD (the first of :meth:`unpaid`, found without sorting)."""
+        return min((i for i in self.installments if i.paid_ts is None), key=_due_order, default=None)
 
     def purchase(self, purchase_id: str, ts: int, amount: int, n: int, grace_ms: int) -> Payment:
         """Add a purchase's installments; a credit balance pays them at once (oldest first)."""
         self.purchased += amount
+        self._outstanding = None
         self.installments.extend(split_installments(purchase_id, ts, amount, n))
         if self.credit_balance:
             credit, self.credit_balance = self.credit_balance, 0
@@ -106,6 +119,7 @@ class Ledger:
     def repay(self, ts: int, amount: int, grace_ms: int) -> Payment:
         """Apply a repayment to the oldest unpaid installments; the excess becomes credit balance."""
         self.repaid += amount
+        self._outstanding = None
         return self._pay(amount, ts, grace_ms)
 
     def _pay(self, amount: int, ts: int, grace_ms: int) -> Payment:
