@@ -32,9 +32,10 @@ Measured with ``scripts/bench_hst.py`` on the 2-core shared dev machine (min of 
 
 - ``walk``: 15 trees x height 8, window 250, 7 features, 10,117 purchase inputs recorded from a simulated
   book after 3,000 of warm-up, one process. River's two calls 31.3 µs per purchase, the one-walk
-  ``hst_walk`` it replaces 24.0 µs, this 9.4 µs (window pivots included, ~0.9 µs of it): 2.6x faster.
-- ``checkpoints``, the purchase detector after 13k purchases: 298 KB -> 82 KB (40 KB of it the 5,000
-  recent raw scores), ``to_bytes`` 6.5 ms -> 0.43 ms, ``from_bytes`` 5.2 ms -> 0.94 ms. An EWS
+  ``hst_walk`` this replaces (removed; the bench takes it from git) 24.0 µs, this 9.4 µs (window
+  pivots included, ~0.9 µs of it): 2.6x faster.
+- ``checkpoints``, the purchase detector after 13k purchases: 298 KB -> 83 KB (40 KB of it the 5,000
+  recent raw scores), ``to_bytes`` 6.5 ms -> 0.41 ms, ``from_bytes`` 5.2 ms -> 0.93 ms. An EWS
   enterprise state after 400 days: 38.3 KB -> 20.9 KB (its forest 20.3 KB -> 3.1 KB), ``encode_state``
   568 -> 107 µs, ``decode_state`` 415 -> 172 µs, 218 -> 91 KB in memory (tracemalloc).
 """

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+OLD_WALK_REV = "bc909dd"  # the last commit with online_models/hst_walk.py (replaced by FlatHST)
 if "PYTHONPATH" not in os.environ:
     sys.path.insert(0, str(ROOT))  # this checkout's code, not whatever an editable install points at
 
@@ -160,7 +161,7 @@ def bench_ews_state(rounds: int, days: int, enterprises: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("walk", "checkpoints"))
-    parser.add_argument("--old-rev", default="main", help="git revision holding online_models/hst_walk.py")
+    parser.add_argument("--old-rev", default=OLD_WALK_REV, help="git revision holding online_models/hst_walk.py")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=3000)
     parser.add_argument("--days", type=int, default=400)
