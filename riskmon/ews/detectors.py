@@ -8,15 +8,20 @@ whose combination is unlike the enterprise's own history (e.g. cash falling whil
 Both see normalised inputs: each metric is divided by its own warm-up level and noise, so one set of
 thresholds (in units of the enterprise's own noise) fits a kiosk and a factory alike. Neither may alert
 before its warm-up is complete.
+
+The HalfSpaceTrees is River's, run on flat lists (:class:`online_models.flat_hst.FlatHST`, identical
+scores): River's node objects were most of an enterprise state's pickle. A state pickled with a River
+forest (before FlatHST) is converted when it is unpickled and continues exactly as River would.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from river import anomaly, drift
 
-from online_models.hst_walk import score_then_learn
+from online_models.flat_hst import FlatHST
 
 
 class MetricDrift:
@@ -91,10 +96,18 @@ class ChangeAnomaly:
         self.means = dict.fromkeys(features, 0.0)
         self.m2 = dict.fromkeys(features, 0.0)
         self.sigma: dict[str, float] | None = None
-        self.forest = anomaly.HalfSpaceTrees(
+        self.forest = FlatHST(
             n_trees=trees, height=height, window_size=window, limits={f: (0.0, 1.0) for f in features},
             seed=seed,
         )
+
+    def __setstate__(self, state: tuple[Any, dict[str, Any]]) -> None:
+        """Unpickle (slots), turning a River forest of a state written before FlatHST into a FlatHST."""
+        _, slots = state
+        for name, value in slots.items():
+            setattr(self, name, value)
+        if isinstance(self.forest, anomaly.HalfSpaceTrees):
+            self.forest = FlatHST.from_river(self.forest)
 
     @property
     def ready(self) -> bool:
@@ -117,5 +130,5 @@ class ChangeAnomaly:
             return None
         x = {f: 0.5 + 0.5 * math.tanh((changes[f] - self.means[f]) / (3.0 * self.sigma[f]))
              for f in self.features}
-        score = score_then_learn(self.forest, x)
+        score = self.forest.score_then_learn(x)
         return score if self.ready else None

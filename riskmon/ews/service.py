@@ -2,10 +2,12 @@
 
 Why pickle for the state: the state holds River detectors (Page-Hinkley, HalfSpaceTrees), which have no
 stable serialisation format of their own; pickling them is what River documents for persistence. The
-bytes are written only by this module into our own Redis and carry a format prefix (``EWS1``), so a
-schema change starts fresh states instead of mis-reading old ones. Unpickling runs code named in the
-payload, so the Redis instance must not be writable by untrusted clients (use ACLs/TLS - the same
-requirement as for every other piece of riskmon state).
+bytes are written only by this module into our own Redis and carry a format prefix (``EWS2``), so a
+schema change starts fresh states instead of mis-reading old ones. ``EWS1`` states (a River
+HalfSpaceTrees inside, before ``FlatHST``) are still read: their forest is converted as it is unpickled
+(``ChangeAnomaly.__setstate__``); a build that only knows ``EWS1`` starts an ``EWS2`` state fresh.
+Unpickling runs code named in the payload, so the Redis instance must not be writable by untrusted
+clients (use ACLs/TLS - the same requirement as for every other piece of riskmon state).
 
 Why one round trip each way: a batch touches up to hundreds of enterprises; per-key GET/SET would cost
 hundreds of network round trips per batch. Loading is one non-transactional pipeline (MGET of the
@@ -34,7 +36,8 @@ log = logging.getLogger(__name__)
 STATE_PREFIX = "ews:state:"
 PEERS_PREFIX = "ews:peers:"
 INDEX_KEY = "ews:index"
-FORMAT = b"EWS1"
+FORMAT = b"EWS2"
+READABLE_FORMATS = (FORMAT, b"EWS1")  # EWS1: the anomaly forest is a River HalfSpaceTrees (converted)
 SNAPSHOT_CHUNK = 500
 
 
@@ -52,10 +55,10 @@ def encode_state(state: EnterpriseState) -> bytes:
 
 def decode_state(blob: bytes | None) -> EnterpriseState | None:
     """Deserialise a state; None for a missing, foreign-format or corrupt blob."""
-    if not blob or not blob.startswith(FORMAT):
+    if not blob or not blob.startswith(READABLE_FORMATS):
         return None
     try:
-        state = pickle.loads(blob[len(FORMAT):])  # noqa: S301 - our own trusted store, see module doc
+        state = pickle.loads(blob[len(FORMAT):])  # noqa: S301 - our own trusted store; all prefixes are 4 bytes
     except Exception:  # noqa: BLE001 - a corrupt blob must not stop the partition
         log.warning("ews: undecodable state blob (%d bytes); starting fresh", len(blob))
         return None
