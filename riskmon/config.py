@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     )
     ews_cache_mb: int = Field(
         128, ge=1, description="Memory budget of a worker's cache of enterprise EWS states (MiB, estimated "
-        "from their stored size, ~36 KB each in memory). Least recently used ones are read from Redis again "
+        "from their stored size, ~33 KB each in memory). Least recently used ones are read from Redis again "
         "at their next metric.",
     )
     max_message_bytes: int = Field(65536, ge=1, description="Input messages larger than this are dead-lettered.")
