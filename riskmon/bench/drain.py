@@ -63,11 +63,30 @@ class DrainResult:
     counted: int  # messages consumed in that window
     wall_s: float  # process start -> lag 0 (start-up and group join included)
     cpu_s: dict[str, float] = field(default_factory=dict)
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, committed)
 
     @property
     def events_per_s(self) -> float:
         """Throughput in the measured window."""
         return self.counted / self.seconds if self.seconds > 0 else 0.0
+
+    def rate_from(self, count: int) -> float | None:
+        """Throughput over the messages after the first ``count`` (from the first sample at or past it).
+
+        Why: the cost of an event grows along the stream (accounts gather installments and pending
+        labels), and (d)'s window opens later than (c)'s, once both workers are in the group. Comparing
+        (d) with (c) over the same tail of the same data removes that difference from d/c.
+
+        >>> DrainResult(100, 9.0, 90, 10.0, progress=[(1.0, 10), (3.0, 40), (10.0, 100)]).rate_from(30)
+        8.571428571428571
+        """
+        if not self.progress:
+            return None
+        end_t, end_n = self.progress[-1]
+        for t, n in self.progress:
+            if n >= count:
+                return (end_n - n) / (end_t - t) if end_t > t and end_n > n else None
+        return None
 
 
 def stable_members(info: dict) -> int:
@@ -131,11 +150,13 @@ def watch_drain(watch: GroupWatch, pids: dict[str, int], watched: Sequence[procs
     deadline = t_start + timeout_s
     first: tuple[float, int, dict[str, float]] | None = None
     last_change, last_done = t_start, -1
+    samples: list[tuple[float, int]] = []
     while True:
         done = watch.committed()
         now = time.monotonic()
         if done != last_done:
             last_change, last_done = now, done
+            samples.append((now - t_start, done))
         elif now - last_change > stall_s:
             tails = "\n".join(f"--- {p.name}:\n{p.log_tail()}" for p in watched)
             raise RuntimeError(f"group {watch.group} made no progress for {stall_s:.0f}s "
@@ -149,9 +170,9 @@ def watch_drain(watch: GroupWatch, pids: dict[str, int], watched: Sequence[procs
             t0, c0, cpu0 = first or (t_start, watch.total, {})
             if c0 >= watch.total:  # finished between two samples or before the group settled: no window
                 return DrainResult(watch.total, now - t_start, watch.total, now - t_start,
-                                   {k: cpu_end[k] for k in pids})
+                                   {k: cpu_end[k] for k in pids}, samples)
             return DrainResult(watch.total, now - t0, watch.total - c0, now - t_start,
-                               {k: round(cpu_end[k] - cpu0[k], 2) for k in pids})
+                               {k: round(cpu_end[k] - cpu0[k], 2) for k in pids}, samples)
         for p in watched:
             if not p.alive():
                 raise RuntimeError(f"{p.name} exited during the bench:\n{p.log_tail()}")

@@ -190,6 +190,7 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                                    {"RISKMON_BENCH_NAIVE_MODE": cfg.naive_mode})
         report["stages"]["b_naive"] = {**run.stage_dict(res_b, cores), "mode": cfg.naive_mode}
 
+        drained: dict[str, drain.DrainResult] = {}
         for key, n_workers in (("c_pipeline_1", 1), ("d_pipeline_2", 2)):
             prefix = run.prefix(key[0])
             run.produce(stack, data, prefix, f"produce ({key[0]})")
@@ -198,6 +199,7 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
             say(f"({key[0]}) full pipeline, {n_workers} worker(s)")
             res, extra = run.drain_stage(stack, f"worker{key[0]}", prefix, f"bench-{run.run_id}-{key}", worker,
                                          n_workers, {}, profile_name=f"worker-{key}")
+            drained[key] = res
             stats = {k.decode(): int(v) for k, v in r.hgetall("rm:stats").items()}
             report["stages"][key] = {**run.stage_dict(res, cores), "workers": n_workers, **extra,
                                      "pipeline_counters": stats, "redis": _redis_users(r, base_mem)}
@@ -205,6 +207,10 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                 say("(f) Redis round trips on the states (c) left behind")
                 report["redis_round_trips"] = redis_reads.redis_round_trips(
                     stack.redis_url, batch=cfg.redis_batch, rounds=cfg.redis_rounds)
+
+        res_c, res_d = drained["c_pipeline_1"], drained["d_pipeline_2"]
+        same = res_c.rate_from(res_d.total - res_d.counted)  # (c) over the events (d) was measured on
+        report["stages"]["c_pipeline_1"]["events_per_s_over_d_events"] = round(same, 1) if same else None
 
         if cfg.memory_users:
             report["memory"] = _memory_stage(run, stack, r, cfg, worker, say)
@@ -302,5 +308,7 @@ def _ratios(stages: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     def ratio(x: str, y: str) -> float | None:
         return round(rate(x) / rate(y), 2) if rate(y) > 0 else None
 
+    same = stages.get("c_pipeline_1", {}).get("events_per_s_over_d_events")
     return {"c_over_b": ratio("c_pipeline_1", "b_naive"), "c_over_a": ratio("c_pipeline_1", "a_raw"),
-            "d_over_c": ratio("d_pipeline_2", "c_pipeline_1")}
+            "d_over_c": ratio("d_pipeline_2", "c_pipeline_1"),
+            "d_over_c_same_events": round(rate("d_pipeline_2") / same, 2) if same else None}

@@ -38,7 +38,9 @@ def evaluate_targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "c >= 2.5 x b": check(ratios.get("c_over_b"), TARGET_C_OVER_B, True),
         "c >= 25k events/s": check(stages.get("c_pipeline_1", {}).get("events_per_s"), TARGET_C_EVENTS_PER_S, True),
         "p99 event->decision < 50 ms": check(lat.get("p99_ms") if lat else None, TARGET_P99_MS, False),
-        "d >= 1.5 x c": check(ratios.get("d_over_c"), TARGET_D_OVER_C, True),
+        # over the same events: (d)'s window opens later in the stream, where events cost more (drain.py)
+        "d >= 1.5 x c (same events)": check(ratios.get("d_over_c_same_events") or ratios.get("d_over_c"),
+                                            TARGET_D_OVER_C, True),
         "redis read p99 < 2 ms (per live batch)": check(live_read, TARGET_REDIS_READ_P99_MS, False),
         ("worker peak RSS < 1 GB at " + (f"{mem['users']:,} users" if mem else "(c), (d)")):
             check(max(rss) if rss else None, TARGET_WORKER_RSS_MB, False),

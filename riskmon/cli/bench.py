@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(e) event -> decision latency at a paced offered rate; (f) AccountStore load/commit round trips; "
         "(g) memory: one worker owning --memory-users users. "
         "Prints a table (events/s, c/b, c/a, d/c, latency, CPU split, RSS, Redis memory per 1k users, "
-        "targets) and writes the same as JSON. Everything it starts is stopped at the end.",
+        "targets) and writes the same as JSON. d/c is given twice: over each stage's own window, and over "
+        "the same events (the d target: (d)'s window opens later, once both workers are in the group, where "
+        "events cost more; (c) is then timed over that same tail). Everything it starts is stopped at the end.",
     )
     p.add_argument("--events", type=int, default=100_000, help="input messages per throughput stage (default 100000)")
     p.add_argument("--users", type=int, default=20_000, help="simulated users (default 20000)")

@@ -47,3 +47,20 @@ def test_a_group_that_drains_before_it_settles_is_measured_whole() -> None:
     group = ScriptedGroup(1000, [(0, 0), (500, 1), (1000, 1)])
     res = drain.watch_drain(group, {}, [], timeout_s=10, interval=0.0, members=2)  # type: ignore[arg-type]
     assert res.counted == 1000 and res.seconds == res.wall_s
+
+
+def test_progress_is_recorded_for_a_rate_over_the_same_events() -> None:
+    """(c) is compared with (d) over the messages (d) was measured on, from (c)'s own progress."""
+    group = ScriptedGroup(1000, [(0, 1), (100, 1), (400, 1), (700, 1), (1000, 1)])
+    res = drain.watch_drain(group, {}, [], timeout_s=10, interval=0.0)  # type: ignore[arg-type]
+    assert [n for _, n in res.progress] == [0, 100, 400, 700, 1000]
+    t400 = dict((n, t) for t, n in res.progress)[400]
+    assert res.rate_from(400) == 600 / (res.progress[-1][0] - t400)
+    assert res.rate_from(1000) is None  # nothing after the last message
+
+
+def test_rate_from_reads_the_first_sample_at_or_past_the_count() -> None:
+    res = drain.DrainResult(100, 9.0, 90, 10.0, progress=[(1.0, 10), (3.0, 40), (10.0, 100)])
+    assert res.rate_from(30) == 60 / 7.0  # from (3.0, 40): the first sample at or past 30
+    assert res.rate_from(0) == 90 / 9.0
+    assert drain.DrainResult(100, 9.0, 90, 10.0).rate_from(10) is None  # no samples
