@@ -45,7 +45,7 @@ def fmt_ts(ms: int) -> str:
 
     Why not ``strftime`` per call: every output record carries one or more of these, and a datetime plus
     ``strftime`` per record was ~2 % of a worker's CPU; the date part is cached per day and the time of day
-    is plain integer arithmetic (``tests/unit/test_eventtime.py`` compares it with ``strftime``).
+    is plain integer arithmetic (``tests/unit/test_eventtime_format.py`` compares it with ``strftime``).
 
     >>> fmt_ts(1772352000000)
     '2026-03-01T08:00:00Z'
