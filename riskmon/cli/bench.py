@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stage (g): one worker drains 4 events per user of this many users and its peak RSS is "
                         "the memory target's measure (default 100000; 0 skips it, ~3 min)")
     p.add_argument("--redis-batch", type=int, default=500, help="users per AccountStore round trip in (f)")
+    p.add_argument("--group-delay-ms", type=int, default=3000,
+                   help="the bench broker's group.initial.rebalance.delay.ms (default 3000, Kafka's own default): "
+                        "workers started together join one generation; 0 lets the first take every partition "
+                        "and rebalance when the second joins (riskmon's test and replay brokers use 0)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="record py-spy profiles of worker-0 during (c) and (d) into DIR (collapsed stacks); py-spy "
                         "takes CPU on the same cores, so read d/c from a run without it")
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                       latency_rate=args.rate, latency_seconds=args.latency_seconds,
                       latency_batch_within_s=args.latency_window,
                       latency_workers=args.latency_workers, memory_users=args.memory_users,
-                      redis_batch=args.redis_batch,
+                      redis_batch=args.redis_batch, group_initial_delay_ms=args.group_delay_ms,
                       profile_dir=args.profile)
     tasks: dict[str, int] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -62,9 +62,11 @@ class Stack:
         persist_redis: bool = False,
         detach: bool = False,
         ephemeral_broker: bool = False,
+        group_initial_delay_ms: int = 0,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.group_initial_delay_ms = group_initial_delay_ms  # Apache Kafka's group.initial.rebalance.delay.ms
         # An Apache Kafka started with its own empty data directory, deleted by stop(). Why: the shared
         # var/kafka/data keeps every topic of every run (retention is off, see kafka.server_properties);
         # after a day of bench runs it held 7,700 partitions and the broker's latency p99 went from
@@ -115,7 +117,8 @@ class Stack:
                 if self.ephemeral_broker:
                     self._ephemeral_home = var_dir / "kafka" / f"run-{os.getpid()}-{time.time_ns():x}"
                 kafka = start_kafka(var_dir, partitions=self.settings.partitions, detach=self.detach,
-                                    log=self._say, home=self._ephemeral_home)
+                                    log=self._say, home=self._ephemeral_home,
+                                    initial_rebalance_delay_ms=self.group_initial_delay_ms)
                 self.started.append(kafka.proc)
                 self.bootstrap = kafka.bootstrap
             self.timings[choice] = time.monotonic() - t0

@@ -50,6 +50,11 @@ def test_server_properties_are_a_single_kraft_node(tmp_path: Path) -> None:
     assert props["auto.create.topics.enable"] == "true"
 
 
+def test_the_bench_can_ask_for_kafkas_own_initial_rebalance_delay(tmp_path: Path) -> None:
+    text = server_properties(port=1, controller_port=2, data_dir=tmp_path, partitions=4, initial_rebalance_delay_ms=3000)
+    assert "group.initial.rebalance.delay.ms=3000" in text.splitlines()
+
+
 def test_cluster_ids_are_16_random_bytes() -> None:
     ids = {new_cluster_id() for _ in range(200)}
     assert len(ids) == 200
