@@ -8,7 +8,6 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka.partitioner import murmur2
 
 from riskmon import outputs as out
 from riskmon.contract import Rejected
@@ -21,12 +20,11 @@ async def publish(app: faust.App, records: Iterable[tuple[str, str, dict[str, An
     Records go out as one aiokafka batch per (topic, partition), not one ``send`` each: a per-record
     send costs a metadata wait, a murmur2 of the key, an accumulator append and a future (about 8 µs of a
     worker's ~150 per input message, docs/performance.md). The partition is the one aiokafka's default
-    partitioner picks for the key (:func:`partition_for`), so co-partitioning and per-key order are
+    partitioner picks for the key (:func:`partition_for`, cached), so co-partitioning and per-key order are
     unchanged; ``tests/integration/test_publish.py`` checks both against plain sends.
     """
     producer = app.producer._ensure_producer()  # noqa: SLF001 - Faust exposes no batch API
     groups: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
-    n = 0
     for topic, key, rec in records:
         name = prefix + topic
         kb = key.encode()
@@ -35,7 +33,6 @@ async def publish(app: faust.App, records: Iterable[tuple[str, str, dict[str, An
             await producer.client._wait_on_metadata(name)  # noqa: SLF001 - what send() itself awaits
             part = _partition(producer, name, kb)
         groups.setdefault((name, part), []).append((kb, orjson.dumps(rec)))  # type: ignore[arg-type]
-        n += 1
     futs = []
     for (name, part), rows in groups.items():
         batch = producer.create_batch()
@@ -47,21 +44,22 @@ async def publish(app: faust.App, records: Iterable[tuple[str, str, dict[str, An
         futs.append(await producer.send_batch(batch, name, partition=part))
     if futs:
         await asyncio.gather(*futs)
-    return n
+    return sum(map(len, groups.values()))
 
 
-_PARTITION_CACHE: dict[tuple[bytes, int], int] = {}
+_PARTITION_CACHE: dict[tuple[bytes, tuple[int, ...]], int] = {}
 _PARTITION_CACHE_MAX = 200_000
 
 
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition aiokafka's ``DefaultPartitioner`` gives ``key`` among ``partitions`` (cached: keys repeat)."""
+def partition_for(partitioner: Any, key: bytes, partitions: tuple[int, ...]) -> int:
+    """What ``partitioner`` (the producer's own) picks for ``key`` among ``partitions``; cached, as keys
+    repeat and aiokafka's murmur2 is pure Python."""
     cache_key = (key, partitions)
     part = _PARTITION_CACHE.get(cache_key)
     if part is None:
         if len(_PARTITION_CACHE) >= _PARTITION_CACHE_MAX:
             _PARTITION_CACHE.clear()
-        part = _PARTITION_CACHE[cache_key] = (murmur2(key) & 0x7FFFFFFF) % partitions
+        part = _PARTITION_CACHE[cache_key] = partitioner(key, list(partitions), list(partitions))
     return part
 
 
@@ -70,8 +68,8 @@ def _partition(producer: Any, topic: str, key: bytes) -> int | None:
     parts = producer.client.cluster.partitions_for_topic(topic)
     if not parts:
         return None
-    ordered = list(parts)  # as aiokafka's _partition hands them to the partitioner
-    return ordered[partition_for(key, len(ordered))]
+    # in the order aiokafka's _partition hands them to the partitioner
+    return partition_for(producer._partitioner, key, tuple(parts))  # noqa: SLF001
 
 
 def dead_letter_for(event: faust.types.EventT, rejected: Rejected, prefix: str = "") -> tuple[str, str, dict[str, Any]]:
