@@ -241,7 +241,7 @@ class Engine:
                 st.n_late += 1
 
     def _maybe_raise(self, st: AccountState, ts: int, cause: str) -> None:
-        dec = consider_raise(st, self.policy, ts, self._peak_util(st, ts - 30 * MS_PER_DAY))
+        dec = consider_raise(st, self.policy, ts, lambda: self._peak_util(st, ts - 30 * MS_PER_DAY))
         if dec:
             st.last_raise_ts = ts
             self._apply_limit(st, ts, dec, cause, st.last_pd, st.grade)

@@ -6,6 +6,7 @@ Thresholds live in the policy file (``limits:`` section), documented in docs/pol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from riskmon.account import AccountState
@@ -22,14 +23,20 @@ class LimitDecision:
     reasons: list[str]
 
 
-def consider_raise(state: AccountState, policy: Policy, now: int, peak_util_30d: float) -> LimitDecision | None:
-    """Raise by at most ``raise_max_pct`` (cap, once per interval) for proven, low-risk, heavy users."""
+def consider_raise(state: AccountState, policy: Policy, now: int,
+                   peak_util_30d: Callable[[], float]) -> LimitDecision | None:
+    """Raise by at most ``raise_max_pct`` (cap, once per interval) for proven, low-risk, heavy users.
+
+    ``peak_util_30d`` is asked for only once the cheap conditions hold: it replays 30 days of activity,
+    and this runs after every purchase and repayment while few accounts have the on-time history a
+    raise needs.
+    """
     lim = policy.limits
     if state.frozen or state.episode is not None or state.dpd > 0:
         return None
     if state.n_on_time < int(lim["raise_min_on_time_installments"]):
         return None
-    if peak_util_30d < float(lim["raise_min_utilisation"]):
+    if peak_util_30d() < float(lim["raise_min_utilisation"]):
         return None
     if state.last_pd is None or state.last_pd > float(lim["raise_max_pd"]):
         return None
