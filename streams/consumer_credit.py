@@ -326,7 +326,7 @@ class ConsumerCreditRuntime:
                     part_of.setdefault(u, p)
                 t0 = time.perf_counter()
                 states = await self.store.load(set(part_of))
-                t1, cold = time.perf_counter(), self.store.last_fetched
+                t1, cold, fetch_s = time.perf_counter(), self.store.last_fetched, self.store.last_fetch_s
                 res = self.engine.process([ev for ev, _, _ in valid], states, wm, due)
                 t2 = time.perf_counter()
                 await self.publish(res.outputs + dead)
@@ -350,7 +350,8 @@ class ConsumerCreditRuntime:
                     self.engine.labels_since_checkpoint = 0
                 if self.trace is not None:
                     self.trace.record_batch(len(valid), len(part_of), cold,
-                                            (t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3), self.takes_held)
+                                            (t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3), self.takes_held,
+                                            fetch_s)
                 for part, user, at in timers:
                     self._set_timer(user, part, at)
                 self.batches += 1

@@ -11,7 +11,9 @@ Per purchase, three wall-clock segments:
 
 Per batch, the stages of ``apply``: the state read (``AccountStore.load``: cache, plus one Redis round trip
 for the users not cached, plus decoding; the bench reports its p99 as the feature read per batch), the
-engine, publish + broker ack, and the CAS commit, with the batch's event and user counts.
+engine, publish + broker ack, and the CAS commit, with the batch's event and user counts; and, within the
+state read, the Redis round trip alone (send to reply, as the worker's event loop saw it), so that the
+read's tail can be told apart: Redis and the wait for the loop, or decoding the states it returned.
 
 And every full (generation-2) garbage collection's pause, since a stopped event loop delays everything
 in flight. Samples go to the Redis list ``rm:trace:latency`` (one RPUSH per second at most, off the
@@ -37,8 +39,8 @@ class LatencyTrace:
         self.samples: list[tuple[float, float, float, float]] = []  # (t_in, in, wait, apply) seconds
         self.gc_pauses_ms: list[tuple[float, float]] = []  # (wall time, pause ms)
         # (wall time, events, users, users read from Redis, load, engine, publish, commit seconds, takes
-        # held so far to fill batches under a backlog)
-        self.batches: list[tuple[float, int, int, int, float, float, float, float, int]] = []
+        # held so far to fill batches under a backlog, seconds of the load's Redis round trip)
+        self.batches: list[tuple[float, int, int, int, float, float, float, float, int, float]] = []
         self._gc_start = 0.0
         self._last_flush = time.monotonic()
         gc.callbacks.append(self._on_gc)
@@ -54,10 +56,11 @@ class LatencyTrace:
         self.samples.append((t_in, t_in - created_s if created_s else 0.0, t_released - t_in, t_done - t_released))
 
     def record_batch(self, events: int, users: int, cold: int, stages: tuple[float, float, float, float],
-                     takes_held: int = 0) -> None:
-        """One applied batch: its size, the seconds of load, engine, publish and commit, and the runtime's
-        count of takes held back to fill a batch (cumulative)."""
-        self.batches.append((time.time(), events, users, cold, *stages, takes_held))
+                     takes_held: int = 0, fetch_s: float = 0.0) -> None:
+        """One applied batch: its size, the seconds of load, engine, publish and commit, the runtime's
+        count of takes held back to fill a batch (cumulative), and the seconds of the load's Redis round
+        trip (0.0 when every state was cached)."""
+        self.batches.append((time.time(), events, users, cold, *stages, takes_held, fetch_s))
 
     def due(self) -> bool:
         """True when there is something to ship and the last flush is ``FLUSH_EVERY_S`` old."""

@@ -142,6 +142,12 @@ def summarise_worker_trace(docs: list[bytes], warmup_s: float) -> dict[str, Any]
             out[f"batch_{name}_p99_ms"] = round(percentile(vals, 0.99), 2)
         held = [b[8] for b in live if len(b) > 8]
         out["takes_held_to_fill"] = (max(held) - min(held)) if held else 0  # during the measured window
+        # the state read's Redis round trip alone, over the batches that read from Redis at all
+        fetched = [b[9] * 1000 for b in live if len(b) > 9 and b[3] > 0]
+        out["batches_with_redis_read"] = len(fetched)
+        if fetched:
+            out["batch_redis_round_trip_p50_ms"] = round(percentile(fetched, 0.5), 2)
+            out["batch_redis_round_trip_p99_ms"] = round(percentile(fetched, 0.99), 2)
     late = [ms for t, ms in pauses if t >= t0]  # not the deliberate collection at start (gc_pauses.py)
     out["gc2_pauses"] = len(late)
     out["gc2_max_ms"] = round(max(late, default=0.0), 1)

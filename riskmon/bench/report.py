@@ -65,6 +65,10 @@ def render(report: dict[str, Any]) -> Group:
                           f"{wb['batch_engine_p50_ms']} / {wb['batch_engine_p99_ms']}, "
                           f"{wb['batch_publish_p50_ms']} / {wb['batch_publish_p99_ms']}, "
                           f"{wb['batch_commit_p50_ms']} / {wb['batch_commit_p99_ms']} ms")
+        if wb.get("batches_with_redis_read"):
+            other.add_row(f"  of the state read, the Redis round trip alone ({wb['batches_with_redis_read']:,} "
+                          "batches read from Redis), p50 / p99",
+                          f"{wb['batch_redis_round_trip_p50_ms']} / {wb['batch_redis_round_trip_p99_ms']} ms")
     rt = report.get("redis_round_trips")
     if rt:
         other.add_row(f"AccountStore.load, {rt['batch']} cold users", f"p50 {rt['load_p50_ms']} ms, p99 {rt['load_p99_ms']} ms")

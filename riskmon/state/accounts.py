@@ -15,6 +15,7 @@ one reply, where a pipeline of N HMGETs costs N commands to pack and N replies t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -96,6 +97,7 @@ class AccountStore:
         self._load = client.register_script(LOAD_LUA)
         self.round_trips = 0  # counted for tests and benchmarks
         self.last_fetched = 0  # users the last load() read from Redis (0: all were cached)
+        self.last_fetch_s = 0.0  # wall seconds of that read's round trip alone (0.0: none), for the trace
 
     def invalidate(self, users: list[str] | None = None) -> None:
         """Forget cached states (all of them on a rebalance)."""
@@ -108,6 +110,7 @@ class AccountStore:
     async def load(self, users: set[str]) -> dict[str, AccountState]:
         """States of ``users``: cached ones directly, the rest in one round trip (:meth:`fetch`)."""
         self.last_fetched = 0
+        self.last_fetch_s = 0.0
         out: dict[str, AccountState] = {}
         missing = []
         for u in users:
@@ -126,7 +129,9 @@ class AccountStore:
 
     async def fetch(self, users: list[str]) -> list[list[bytes | None]]:
         """``[version, state blob]`` of each user as stored (None, None when absent): one round trip."""
+        t0 = time.perf_counter()
         rows = await self._load(keys=[f"rm:u:{u}" for u in users])
+        self.last_fetch_s = time.perf_counter() - t0
         self.round_trips += 1
         self.last_fetched = len(users)
         return rows

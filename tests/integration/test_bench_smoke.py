@@ -53,6 +53,9 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
         assert wb[f"batch_{stage}_p99_ms"] >= wb[f"batch_{stage}_p50_ms"] >= 0, stage
     assert wb["batch_publish_p50_ms"] > 0 and wb["batch_commit_p50_ms"] > 0  # real round trips
     assert report["targets"]["redis read p99 < 2 ms (per live batch)"]["value"] == wb["batch_load_p99_ms"]
+    # the state read's Redis round trip alone, over the batches that read from Redis (new users do)
+    assert 0 < wb["batches_with_redis_read"] <= wb["batches"]
+    assert wb["batch_redis_round_trip_p99_ms"] >= wb["batch_redis_round_trip_p50_ms"] > 0
     mem = report["memory"]  # (g): one worker owning memory_users users, 4 events each
     assert mem["users"] == 200 and mem["events"] == 800 and 0 < mem["users_with_state"] <= 200
     assert mem["worker_us_per_msg"] > 0 and mem["redis_mb_per_1k_users"] > 0

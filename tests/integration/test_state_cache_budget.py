@@ -45,6 +45,7 @@ def test_the_cache_evicts_least_recently_used_states_beyond_its_budget(clean_red
         trips = store.round_trips
         states = await store.load({"u0", "u99"})
         assert store.round_trips == trips + 1 and store.last_fetched == 1
+        assert store.last_fetch_s > 0  # the round trip alone, for the latency trace
         assert states["u0"].to_bytes() == _state(0).to_bytes() and states["u0"].version == 1
         assert states["u0"].ledger.outstanding == 12_050
         assert "u0" in store.cache and store.cache.used_bytes <= store.cache.max_bytes
@@ -52,6 +53,7 @@ def test_the_cache_evicts_least_recently_used_states_beyond_its_budget(clean_red
         # a cache hit makes a state the most recently used: the next evictions take others first
         oldest = next(iter(store.cache))
         await store.load({oldest})
+        assert store.last_fetched == 0 and store.last_fetch_s == 0.0  # all cached: no round trip
         await store.commit([_state(200)], [], 0, {})
         assert oldest in store.cache
         await client.aclose()
