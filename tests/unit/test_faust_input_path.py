@@ -1,4 +1,4 @@
-"""``streams.topics.RawBytesSchema``: the same events as Faust's raw-bytes schema, by a shorter path."""
+"""How input records become stream events: riskmon's raw-bytes schema and Faust's compiled fast paths."""
 
 from __future__ import annotations
 
@@ -56,3 +56,15 @@ def test_every_input_topic_uses_it(app: faust.App) -> None:
         assert isinstance(topic.schema, RawBytesSchema)
         assert isinstance(topic.derive(topics=topic.topics).schema, RawBytesSchema)
         assert (topic.key_type, topic.value_type) == (bytes, bytes)
+
+
+def test_faust_compiled_fast_paths_are_on_and_compiled(tmp_path: Any) -> None:
+    """``RISKMON_FAUST_FAST_PATHS`` sets Faust's opt-in; it only acts when Faust's extension is built."""
+    import faust.streams
+    from faust.utils.optin import cython_optimizations_enabled
+
+    assert faust.streams._CStreamIterator is not None  # the compiled iterator the setting switches
+    on = create_app(Settings(var_dir=tmp_path, broker_url="kafka://127.0.0.1:1"))
+    off = create_app(Settings(var_dir=tmp_path, broker_url="kafka://127.0.0.1:1", faust_fast_paths=False))
+    assert cython_optimizations_enabled(on.conf) is True
+    assert cython_optimizations_enabled(off.conf) is False
