@@ -130,7 +130,8 @@ class Settings(BaseSettings):
         True, description="Faust's `cython_optimizations`: its compiled stream iterator takes events already "
         "in the stream's queue without awaiting the channel (and its conductor decodes a record once for "
         "every channel of the same types). Off by default in Faust as new; here it saves 2-4 µs of CPU per "
-        "message in a decode-only consumer and 7-9 µs in the full worker (docs/performance.md, session 7). `0` keeps Faust's released paths.",
+        "message in a decode-only consumer and 7-9 µs in the full worker (docs/performance.md, session 7). "
+        "`0` keeps Faust's released paths.",
     )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="Event loop of worker processes: `uvloop` (libuv, 10-15 % less CPU per message "
