@@ -30,8 +30,9 @@ def test_every_message_arrives_once_in_partition_order_when_the_stream_buffer_is
     producer.close()
 
     out = tmp_path / "seen.json"
+    group = f"probe-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PROBE_BOOTSTRAP": kafka_stack.bootstrap, "PROBE_TOPIC": topic, "PROBE_N": str(n),
-           "PROBE_OUT": str(out), "PROBE_GROUP": f"probe-{uuid.uuid4().hex[:8]}",
+           "PROBE_OUT": str(out), "PROBE_GROUP": group,
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     log = (tmp_path / "probe.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "tests.integration.apps.fast_drain_probe"], cwd=ROOT, env=env,
@@ -50,6 +51,8 @@ def test_every_message_arrives_once_in_partition_order_when_the_stream_buffer_is
             proc.kill()
         log.close()
 
+    assert not (ROOT / f"{group}-data").exists(), "the probe wrote its data dir into the checkout"
+    assert (tmp_path / "probe-data").is_dir()
     report = json.loads(out.read_text())
     seen = report["seen"]
     assert report["blocked"] > 0, "the full-buffer path never ran: the test proves nothing"

@@ -6,6 +6,7 @@ offset) it gets; once it has ``PROBE_N`` it writes them, with the consumer's cou
 deliveries, to ``PROBE_OUT`` as JSON and the test stops the worker.
 
 Env: ``PROBE_BOOTSTRAP`` (host:port), ``PROBE_TOPIC``, ``PROBE_N``, ``PROBE_OUT``, ``PROBE_GROUP``.
+The worker's data dir goes next to ``PROBE_OUT``, so a run leaves nothing in the checkout.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def main() -> None:
     n = int(os.environ["PROBE_N"])
     app = faust.App(os.environ["PROBE_GROUP"], broker=f"kafka://{os.environ['PROBE_BOOTSTRAP']}",
                     store="memory://", web_enabled=False, consumer_auto_offset_reset="earliest",
-                    stream_buffer_maxsize=4, topic_allow_declare=False)
+                    stream_buffer_maxsize=4, topic_allow_declare=False,
+                    datadir=os.path.join(os.path.dirname(os.environ["PROBE_OUT"]), "probe-data"))
     install_fast_drain(app)
     topic = app.topic(os.environ["PROBE_TOPIC"], key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw")
