@@ -156,3 +156,47 @@ def test_under_a_backlog_takes_are_held_until_a_full_batch(clean_redis_url: str)
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.integration
+def test_stored_timers_follow_each_next_timer_and_unchanged_ones_are_not_rewritten(clean_redis_url: str) -> None:
+    """The timers sorted sets hold every user's next timer; a batch writes only the ones that moved."""
+
+    async def stored(client: aioredis.Redis) -> dict[str, int]:
+        out = {}
+        for p in range(4):
+            for user, score in await client.zrange(f"rm:timers:{p}", 0, -1, withscores=True):
+                out[user.decode()] = int(score)
+        return out
+
+    async def scenario() -> None:
+        rt, client = _runtime(clean_redis_url, [])
+        written: list[list] = []
+        commit = rt.store.commit
+
+        async def spy(states, timers, *args, **kwargs):  # type: ignore[no-untyped-def]
+            written.append(list(timers))
+            return await commit(states, timers, *args, **kwargs)
+
+        rt.store.commit = spy  # type: ignore[method-assign]
+        users = {f"u{i}" for i in range(50)}
+        await rt.handle(_batch(0, 50, 0))
+        assert len(written[-1]) == 50  # 50 new accounts with installments due: each gets its first timer
+        await rt.handle(_batch(0, 50, 0))  # redelivered: nothing changes, so no timer is written
+        assert written[-1] == []
+        assert len(rt.heap) == 50  # and no stale duplicate is pushed
+        await rt.handle(_batch(0, 50, 100))  # a second purchase each, a minute later in event time
+        states = await rt.store.load(users)
+        expected = {u: rt.engine.next_timer(st) for u, st in states.items()}
+        assert None not in expected.values()
+        assert await stored(client) == expected
+        assert {u: at for u, (at, _) in rt.timer_at.items()} == expected
+        assert len(written[-1]) < 50  # most users' next due date stayed where the first purchase put it
+
+        rt2, client2 = _runtime(clean_redis_url, [])  # a restart reads back what was stored
+        await rt2._load_timers()
+        assert {u: at for u, (at, _) in rt2.timer_at.items()} == expected
+        await client.aclose()
+        await client2.aclose()
+
+    asyncio.run(scenario())
