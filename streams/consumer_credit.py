@@ -52,6 +52,12 @@ log = logging.getLogger(__name__)
 MODEL_KEY = "rm:model:default"
 
 
+def _log_failed_batch(task: asyncio.Future[None]) -> None:
+    """A failed batch's error is raised to the agent by its next submit; log it now in case none comes."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("applying a batch failed: %r", task.exception())
+
+
 PartitionInfo = tuple[tuple[str, int], int | None, int | None]  # ((topic, partition), highwater, committed)
 
 
@@ -118,6 +124,7 @@ class ConsumerCreditRuntime:
         self.held = 0  # events taken in but not applied yet because more of a full batch is in the broker
         self.takes_held = 0  # how many takes were held so (the latency trace reports it)
         self.held_dead: list = []
+        self.inflight: asyncio.Future[None] | None = None  # the batch being applied (see submit)
 
     def on_rebalance(self) -> None:
         """Partitions moved: cached states and timers may belong to another worker now.
@@ -192,6 +199,11 @@ class ConsumerCreditRuntime:
         return due
 
     async def handle(self, batch: list[faust.types.EventT]) -> None:
+        """:meth:`submit` a batch and wait until it is applied (or held): what tests and tools call."""
+        await self.submit(batch)
+        await self.settle()
+
+    async def submit(self, batch: list[faust.types.EventT]) -> None:
         """Take one batch from any of the three user topics into the event-time merge buffer.
 
         Valid events are held (their Kafka message is not acked) until every input partition that still
@@ -205,14 +217,39 @@ class ConsumerCreditRuntime:
         per message (measured: 350 vs 279 µs per message at 10 vs 50 ms). Below capacity there is no
         such backlog and a batch is applied at once, so a short window keeps its low latency. The
         timer tick applies whatever is held, should the rest never come.
+
+        A batch is applied in a task, and this returns once it is started (after the previous one has
+        finished: one batch in flight). Why: ``take_events`` fills no buffer while the agent is busy, so
+        when the agent awaited the whole batch the worker sat idle through its publish and commit round
+        trips (8 % of a backlogged run, measured). Returning early lets Faust read and buffer the next
+        batch during those waits. Nothing changes for redelivery: events are acked only after their
+        commit, in offset order, whoever applies them.
         """
         self.held_dead.extend(self._ingest(batch))
         self.held += len(batch)
         if self.held < self.settings.batch_size and self.held + self.unread() >= self.settings.batch_size:
             self.takes_held += 1
             return
+        await self.settle()
+        task = asyncio.ensure_future(self._release_locked(self._take_held()))
+        task.add_done_callback(_log_failed_batch)
+        self.inflight = task
+
+    async def settle(self) -> None:
+        """Wait for the batch in flight, if any; its error, if it failed, is raised here."""
+        task, self.inflight = self.inflight, None
+        if task is not None:
+            await task
+
+    def cancel_inflight(self) -> None:
+        """Stop the batch in flight (the agent is stopping). It is not acked, so it is read again."""
+        task, self.inflight = self.inflight, None
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def _release_locked(self, dead: list) -> None:
         async with self.lock:
-            await self._release(self._take_held())
+            await self._release(dead)
 
     def _take_held(self) -> list:
         dead, self.held_dead, self.held = self.held_dead, [], 0
@@ -255,7 +292,7 @@ class ConsumerCreditRuntime:
 
     async def tick(self) -> None:
         """Release buffered events and fire timers once other partitions' backlogs have cleared."""
-        if self.lock.locked():
+        if self.lock.locked() or (self.inflight is not None and not self.inflight.done()):
             return
         horizon = self.horizon()
         if self.held or (self.pending and self.pending[0][0] <= horizon) or (

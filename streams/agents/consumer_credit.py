@@ -22,8 +22,11 @@ def register(app: faust.App, settings: Settings, runtime: ConsumerCreditRuntime)
 
     @app.agent(user_topics(app, settings.topic_prefix), name="riskmon.consumer_credit")
     async def consumer_credit(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await runtime.handle(batch)
+        try:
+            async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+                await runtime.submit(batch)  # returns while the batch's round trips are in flight
+        finally:
+            runtime.cancel_inflight()
 
     return consumer_credit
 
