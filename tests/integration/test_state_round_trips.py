@@ -200,3 +200,50 @@ def test_stored_timers_follow_each_next_timer_and_unchanged_ones_are_not_rewritt
         await client2.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.integration
+def test_submit_returns_while_its_batch_is_in_flight_and_acks_only_after_the_commit(clean_redis_url: str) -> None:
+    """The agent's path: one batch applied in the background, the next one taken in meanwhile."""
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        sent: list = []
+        client = aioredis.Redis.from_url(clean_redis_url)
+
+        async def slow_publish(records):  # a broker that has not acknowledged yet
+            await gate.wait()
+            sent.extend(records)
+
+        settings = Settings(redis_url=clean_redis_url)
+        rt = ConsumerCreditRuntime(settings, load_policy(settings.policy_path), client, "t",
+                                   publish=slow_publish, assigned_partitions=lambda: [0, 1, 2, 3])
+        b1, b2 = _batch(0, 50, 0), _batch(0, 50, 100)
+        await rt.submit(b1)
+        await asyncio.sleep(0.05)  # b1's state read and engine ran; it waits on the broker
+        assert rt.inflight is not None and not rt.inflight.done()
+        assert all(ev.message.refs == 2 for ev in b1), "acked before its commit"
+        second = asyncio.ensure_future(rt.submit(b2))
+        await asyncio.sleep(0.05)
+        assert not second.done(), "a second batch must wait: one batch in flight"
+        assert len(rt.pending) == 50  # ... but it has been taken in already
+        gate.set()
+        await second
+        await rt.settle()
+        assert all(ev.message.refs == 1 for ev in b1 + b2)
+        assert sum(1 for t, _, _ in sent if t == "decisions") == 100
+        assert int((await client.hgetall("rm:stats"))[b"events_valid"]) == 100
+
+        async def broken_publish(records):
+            raise ValueError("encoder bug")
+
+        rt.publish = broken_publish
+        b3 = _batch(0, 5, 200)
+        await rt.submit(b3)  # returns: the failure shows on the agent's next submit
+        with pytest.raises(ValueError, match="encoder bug"):
+            await rt.submit(_batch(0, 5, 300))
+        assert all(ev.message.refs == 2 for ev in b3), "a failed batch must not be acked"
+        assert int((await client.hgetall("rm:stats"))[b"events_valid"]) == 100
+        await client.aclose()
+
+    asyncio.run(scenario())
