@@ -24,15 +24,22 @@ async def publish(app: faust.App, records: Iterable[tuple[str, str, dict[str, An
     unchanged; ``tests/integration/test_publish.py`` checks both against plain sends.
     """
     producer = app.producer._ensure_producer()  # noqa: SLF001 - Faust exposes no batch API
-    groups: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+    partitioner = producer._partitioner  # noqa: SLF001
+    parts_of: dict[str, tuple[int, ...] | None] = {}  # per topic, once per call (aiokafka builds a set each ask)
+    groups: dict[tuple[str, int | None], list[tuple[bytes, bytes]]] = {}
     for topic, key, rec in records:
         name = prefix + topic
+        try:
+            parts = parts_of[name]
+        except KeyError:
+            parts = _partitions(producer, name)
+            if parts is None:
+                await producer.client._wait_on_metadata(name)  # noqa: SLF001 - what send() itself awaits
+                parts = _partitions(producer, name)
+            parts_of[name] = parts
         kb = key.encode()
-        part = _partition(producer, name, kb)
-        if part is None:
-            await producer.client._wait_on_metadata(name)  # noqa: SLF001 - what send() itself awaits
-            part = _partition(producer, name, kb)
-        groups.setdefault((name, part), []).append((kb, orjson.dumps(rec)))  # type: ignore[arg-type]
+        part = partition_for(partitioner, kb, parts) if parts else None
+        groups.setdefault((name, part), []).append((kb, orjson.dumps(rec)))
     futs = []
     for (name, part), rows in groups.items():
         batch = producer.create_batch()
@@ -47,29 +54,29 @@ async def publish(app: faust.App, records: Iterable[tuple[str, str, dict[str, An
     return sum(map(len, groups.values()))
 
 
-_PARTITION_CACHE: dict[tuple[bytes, tuple[int, ...]], int] = {}
+_PARTITION_CACHE: dict[tuple[int, ...], dict[bytes, int]] = {}  # partitions -> key -> partition
 _PARTITION_CACHE_MAX = 200_000
 
 
 def partition_for(partitioner: Any, key: bytes, partitions: tuple[int, ...]) -> int:
     """What ``partitioner`` (the producer's own) picks for ``key`` among ``partitions``; cached, as keys
     repeat and aiokafka's murmur2 is pure Python."""
-    cache_key = (key, partitions)
-    part = _PARTITION_CACHE.get(cache_key)
+    by_key = _PARTITION_CACHE.get(partitions)
+    if by_key is None:
+        by_key = _PARTITION_CACHE[partitions] = {}
+    part = by_key.get(key)
     if part is None:
-        if len(_PARTITION_CACHE) >= _PARTITION_CACHE_MAX:
-            _PARTITION_CACHE.clear()
-        part = _PARTITION_CACHE[cache_key] = partitioner(key, list(partitions), list(partitions))
+        if len(by_key) >= _PARTITION_CACHE_MAX:
+            by_key.clear()
+        part = by_key[key] = partitioner(key, list(partitions), list(partitions))
     return part
 
 
-def _partition(producer: Any, topic: str, key: bytes) -> int | None:
-    """``key``'s partition of ``topic``, or None while the producer has no metadata for the topic."""
+def _partitions(producer: Any, topic: str) -> tuple[int, ...] | None:
+    """``topic``'s partitions in the order aiokafka's ``_partition`` hands them to the partitioner, or None
+    while the producer has no metadata for the topic."""
     parts = producer.client.cluster.partitions_for_topic(topic)
-    if not parts:
-        return None
-    # in the order aiokafka's _partition hands them to the partitioner
-    return partition_for(producer._partitioner, key, tuple(parts))  # noqa: SLF001
+    return tuple(parts) if parts else None
 
 
 def dead_letter_for(event: faust.types.EventT, rejected: Rejected, prefix: str = "") -> tuple[str, str, dict[str, Any]]:
