@@ -204,33 +204,41 @@ def test_stored_timers_follow_each_next_timer_and_unchanged_ones_are_not_rewritt
 
 @pytest.mark.integration
 def test_submit_returns_while_its_batch_is_in_flight_and_acks_only_after_the_commit(clean_redis_url: str) -> None:
-    """The agent's path: one batch applied in the background, the next one taken in meanwhile."""
+    """The agent's path: a batch applied in the background, takes held meanwhile and applied after it as
+    one batch, back-pressure once a full batch is held, acks only after each commit."""
 
     async def scenario() -> None:
         gate = asyncio.Event()
         sent: list = []
+        batches: list[int] = []
         client = aioredis.Redis.from_url(clean_redis_url)
 
         async def slow_publish(records):  # a broker that has not acknowledged yet
+            batches.append(sum(1 for t, _, _ in records if t == "decisions"))
             await gate.wait()
             sent.extend(records)
 
-        settings = Settings(redis_url=clean_redis_url)
+        settings = Settings(redis_url=clean_redis_url, batch_size=60)
         rt = ConsumerCreditRuntime(settings, load_policy(settings.policy_path), client, "t",
                                    publish=slow_publish, assigned_partitions=lambda: [0, 1, 2, 3])
-        b1, b2 = _batch(0, 50, 0), _batch(0, 50, 100)
+        b1, b2, b3, b4 = (_batch(0, 25, o) for o in (0, 100, 200, 300))
         await rt.submit(b1)
         await asyncio.sleep(0.05)  # b1's state read and engine ran; it waits on the broker
         assert rt.inflight is not None and not rt.inflight.done()
         assert all(ev.message.refs == 2 for ev in b1), "acked before its commit"
-        second = asyncio.ensure_future(rt.submit(b2))
+        await rt.submit(b2)  # returns at once: held while b1 is in flight
+        assert rt.held == 26 and len(rt.pending) == 25
+        third = asyncio.ensure_future(rt.submit(b3))  # 52 held: still under a batch
+        await asyncio.sleep(0.01)
+        assert third.done()
+        fourth = asyncio.ensure_future(rt.submit(b4))  # 78 held >= 60: the agent waits
         await asyncio.sleep(0.05)
-        assert not second.done(), "a second batch must wait: one batch in flight"
-        assert len(rt.pending) == 50  # ... but it has been taken in already
+        assert not fourth.done(), "a full batch held must wait until the applying task takes it in"
         gate.set()
-        await second
+        await fourth  # returns once b2-b4 are taken in, while they are applied
         await rt.settle()
-        assert all(ev.message.refs == 1 for ev in b1 + b2)
+        assert batches == [25, 75], "what arrived during b1 must be applied after it as one batch"
+        assert all(ev.message.refs == 1 for ev in b1 + b2 + b3 + b4)
         assert sum(1 for t, _, _ in sent if t == "decisions") == 100
         assert int((await client.hgetall("rm:stats"))[b"events_valid"]) == 100
 
@@ -238,11 +246,12 @@ def test_submit_returns_while_its_batch_is_in_flight_and_acks_only_after_the_com
             raise ValueError("encoder bug")
 
         rt.publish = broken_publish
-        b3 = _batch(0, 5, 200)
-        await rt.submit(b3)  # returns: the failure shows on the agent's next submit
+        b5 = _batch(0, 5, 400)
+        await rt.submit(b5)  # returns: the failure shows on the agent's next submit
+        await asyncio.sleep(0.05)
         with pytest.raises(ValueError, match="encoder bug"):
-            await rt.submit(_batch(0, 5, 300))
-        assert all(ev.message.refs == 2 for ev in b3), "a failed batch must not be acked"
+            await rt.submit(_batch(0, 5, 500))
+        assert all(ev.message.refs == 2 for ev in b5), "a failed batch must not be acked"
         assert int((await client.hgetall("rm:stats"))[b"events_valid"]) == 100
         await client.aclose()
 
