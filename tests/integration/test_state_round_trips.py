@@ -203,9 +203,10 @@ def test_stored_timers_follow_each_next_timer_and_unchanged_ones_are_not_rewritt
 
 
 @pytest.mark.integration
-def test_submit_returns_while_its_batch_is_in_flight_and_acks_only_after_the_commit(clean_redis_url: str) -> None:
-    """The agent's path: a batch applied in the background, takes held meanwhile and applied after it as
-    one batch, back-pressure once a full batch is held, acks only after each commit."""
+def test_submit_returns_while_a_full_batch_is_in_flight_and_acks_only_after_the_commit(clean_redis_url: str) -> None:
+    """The agent's path under a backlog: a full batch applied in the background, takes held meanwhile and
+    applied after it as one batch, back-pressure once a full batch is held, acks only after each commit.
+    Below a full batch, submit waits as before."""
 
     async def scenario() -> None:
         gate = asyncio.Event()
@@ -221,8 +222,9 @@ def test_submit_returns_while_its_batch_is_in_flight_and_acks_only_after_the_com
         settings = Settings(redis_url=clean_redis_url, batch_size=60)
         rt = ConsumerCreditRuntime(settings, load_policy(settings.policy_path), client, "t",
                                    publish=slow_publish, assigned_partitions=lambda: [0, 1, 2, 3])
-        b1, b2, b3, b4 = (_batch(0, 25, o) for o in (0, 100, 200, 300))
-        await rt.submit(b1)
+        b1 = _batch(0, 60, 0)
+        b2, b3, b4 = (_batch(0, 25, o) for o in (100, 200, 300))
+        await rt.submit(b1)  # a full batch: returns while it is applied
         await asyncio.sleep(0.05)  # b1's state read and engine ran; it waits on the broker
         assert rt.inflight is not None and not rt.inflight.done()
         assert all(ev.message.refs == 2 for ev in b1), "acked before its commit"
@@ -237,22 +239,26 @@ def test_submit_returns_while_its_batch_is_in_flight_and_acks_only_after_the_com
         gate.set()
         await fourth  # returns once b2-b4 are taken in, while they are applied
         await rt.settle()
-        assert batches == [25, 75], "what arrived during b1 must be applied after it as one batch"
+        assert batches == [60, 75], "what arrived during b1 must be applied after it as one batch"
         assert all(ev.message.refs == 1 for ev in b1 + b2 + b3 + b4)
-        assert sum(1 for t, _, _ in sent if t == "decisions") == 100
-        assert int((await client.hgetall("rm:stats"))[b"events_valid"]) == 100
+        assert sum(1 for t, _, _ in sent if t == "decisions") == 135
+        assert int((await client.hgetall("rm:stats"))[b"events_valid"]) == 135
+
+        b5 = _batch(0, 5, 400)
+        await rt.submit(b5)  # below a full batch: applied and committed before submit returns
+        assert rt.inflight is None and all(ev.message.refs == 1 for ev in b5)
 
         async def broken_publish(records):
             raise ValueError("encoder bug")
 
         rt.publish = broken_publish
-        b5 = _batch(0, 5, 400)
-        await rt.submit(b5)  # returns: the failure shows on the agent's next submit
+        b6 = _batch(0, 60, 500)
+        await rt.submit(b6)  # a full batch: the failure shows on the agent's next submit
         await asyncio.sleep(0.05)
         with pytest.raises(ValueError, match="encoder bug"):
-            await rt.submit(_batch(0, 5, 500))
-        assert all(ev.message.refs == 2 for ev in b5), "a failed batch must not be acked"
-        assert int((await client.hgetall("rm:stats"))[b"events_valid"]) == 100
+            await rt.submit(_batch(0, 5, 600))
+        assert all(ev.message.refs == 2 for ev in b6), "a failed batch must not be acked"
+        assert int((await client.hgetall("rm:stats"))[b"events_valid"]) == 140
         await client.aclose()
 
     asyncio.run(scenario())
