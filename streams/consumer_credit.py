@@ -245,10 +245,10 @@ class ConsumerCreditRuntime:
             return
         await self.settle()  # a finished task's error is raised here
         full = self.held >= self.settings.batch_size
-        task = asyncio.ensure_future(self._apply_held())
-        task.add_done_callback(_log_failed_batch)
-        self.inflight = task
-        if not full:
+        self.inflight = asyncio.ensure_future(self._apply_held())
+        if full:
+            self.inflight.add_done_callback(_log_failed_batch)  # nobody awaits it until the next submit
+        else:
             await self.settle()  # below capacity: the next batch gathers while this one is applied
 
     def _fill_held(self) -> bool:
@@ -269,10 +269,18 @@ class ConsumerCreditRuntime:
                 return
 
     async def settle(self) -> None:
-        """Wait until what was submitted is applied (or held to fill a batch); a failure is raised here."""
-        task, self.inflight = self.inflight, None
+        """Wait until what was submitted is applied (or held to fill a batch); a failure is raised here.
+
+        The task stays ``inflight`` until it is done, so the timer tick keeps off meanwhile (it would find
+        the lock still free before the task's first step and apply the held events itself).
+        """
+        task = self.inflight
         if task is not None:
-            await task
+            try:
+                await task
+            finally:
+                if self.inflight is task:
+                    self.inflight = None
 
     def cancel_inflight(self) -> None:
         """Stop the batch in flight (the agent is stopping). It is not acked, so it is read again."""
