@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from riskmon.contract import METRICS, BusinessMetric
+from riskmon.contract import BusinessMetric
 from riskmon.eventtime import MS_PER_DAY
 from riskmon.ews import covenants, extension
 from riskmon.ews.detectors import ChangeAnomaly, MetricDrift
@@ -96,8 +96,10 @@ class EnterpriseMonitor:
     def new_state(self, enterprise_id: str, industry: str) -> EnterpriseState:
         """A fresh state for an enterprise seen for the first time."""
         p = self.policy
-        raw = {m: DailySeries(p.retention_days) for m in METRICS}
-        flat = {m: (DailySeries(p.retention_days) if m in p.seasonal_metrics else raw[m]) for m in METRICS}
+        # METRIC_ORDER, not the METRICS set: a set's order changes with the process's hash seed, and the
+        # state (and anything that walks its dicts) must be the same in every process
+        raw = {m: DailySeries(p.retention_days) for m in METRIC_ORDER}
+        flat = {m: (DailySeries(p.retention_days) if m in p.seasonal_metrics else raw[m]) for m in METRIC_ORDER}
         return EnterpriseState(
             enterprise_id=enterprise_id,
             industry=industry,
