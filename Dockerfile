@@ -18,7 +18,13 @@ COPY online_models ./online_models
 COPY sinks ./sinks
 COPY dashboards ./dashboards
 COPY simulator ./simulator
+# The compiled hot modules (riskmon accel build, ~20 % less CPU per event) need a C compiler only while
+# they are built; it is removed again in the same layer.
 RUN pip install . \
+    && apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+    && riskmon accel build \
+    && apt-get purge -y -qq gcc libc6-dev && apt-get autoremove -y -qq && rm -rf /var/lib/apt/lists/* \
+    && riskmon accel status \
     && useradd --system --create-home --home-dir /var/lib/riskmon riskmon
 
 USER riskmon

@@ -21,10 +21,12 @@ from operator import mul
 from pathlib import Path
 from typing import Any
 
+import riskmon
 from online_models.model_features import model_features
 
 FORMAT = 1
-SHIPPED = Path(__file__).resolve().parent.parent / "riskmon" / "policies" / "scorecard.json"
+# located through the riskmon package, not this file: compiled (riskmon.accel), this module lives in the build
+SHIPPED = Path(riskmon.__file__).resolve().parent / "policies" / "scorecard.json"
 
 
 @dataclass(frozen=True)

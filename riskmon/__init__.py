@@ -5,4 +5,8 @@ configuration, service launchers and the command line. Kafka plumbing lives in `
 ``online_models/``, outputs in ``sinks/``.
 """
 
+from riskmon import accel as _accel
+
 __version__ = "0.1.0"
+
+_accel.install()  # compiled builds of the hot modules, when built and current (riskmon.accel)

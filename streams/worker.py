@@ -10,6 +10,7 @@ from typing import Any
 import faust
 import orjson
 
+from riskmon import accel
 from riskmon.config import Settings
 from riskmon.ews.service import EwsService
 from riskmon.policy import load_policy
@@ -98,6 +99,8 @@ def hook_dead_letter_publisher(app: faust.App, prefix: str) -> Any:
 def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     """Run a worker in the foreground until SIGTERM / Ctrl-C."""
     use_event_loop(settings.event_loop)
+    # which code this worker runs (compiled build or pure Python, and why): a stale build is visible here
+    print(f"riskmon worker: {accel.status().describe()}", file=sys.stderr, flush=True)
     app = build_worker(settings, loglevel=loglevel)
     # --without-web: Faust's worker command would turn the web server on regardless of the app's
     # web_enabled=False, and a second worker on the same host then dies binding port 6066.

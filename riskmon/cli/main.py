@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "audit",
     "sink",
     "config_cmd",
+    "accel",
 )
 
 
