@@ -11,6 +11,7 @@ STAGE_TITLES = {
     "a_raw": "(a) raw aiokafka + orjson",
     "b_naive": "(b) naive Faust, 1 event at a time",
     "c_pipeline_1": "(c) riskmon, 1 worker",
+    "c_pure_python": "(c') (c) on pure Python",
     "d_pipeline_2": "(d) riskmon, 2 workers",
 }
 

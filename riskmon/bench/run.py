@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from riskmon import accel
 from riskmon.bench import dataset, drain, latency, profile, raw_consume, redis_reads
 from riskmon.bench.targets import evaluate_targets
 from riskmon.config import Settings
@@ -47,6 +48,7 @@ class BenchConfig:
     latency_warmup_s: float = 5.0
     latency_batch_within_s: float = 0.01
     latency_workers: int = 1  # workers in one group during (e): the latency target may need scale-out
+    pure_stage: bool = True  # (c') (c) again on pure Python, when (c) runs compiled (riskmon.accel)
     memory_users: int = 100_000  # stage (g): one worker owning this many users (0: skip)
     memory_events_per_user: int = 4
     redis_batch: int = 500
@@ -147,6 +149,7 @@ class _Run:
     @staticmethod
     def stage_dict(res: drain.DrainResult, cpu_cores: int) -> dict[str, Any]:
         cpu_total = sum(res.cpu_s.values())
+        worker_cpu = sum(v for k, v in res.cpu_s.items() if k not in ("broker", "redis"))
         return {
             "events": res.total,
             "events_measured": res.counted,
@@ -155,6 +158,8 @@ class _Run:
             "events_per_s": round(res.events_per_s, 1),
             "cpu_s": res.cpu_s,
             "cpu_share_of_machine": round(cpu_total / (res.seconds * cpu_cores), 2) if res.seconds else None,
+            # the consumers' CPU (not the broker's or Redis') per message measured, start-up included
+            "worker_us_per_msg": round(worker_cpu / res.counted * 1e6, 1) if res.counted else None,
         }
 
 
@@ -169,12 +174,14 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
     run = _Run(cfg, settings, progress)
     cores = os.cpu_count() or 1
     n_latency = 0 if cfg.skip_latency else int(cfg.latency_rate * cfg.latency_seconds)
+    say(f"code: {accel.status().describe()}")
     say(f"simulating {max(cfg.events, n_latency)} events for {cfg.users} users")
     lines = dataset.build_lines(max(cfg.events, n_latency), cfg.users, cfg.enterprises, cfg.seed)
     data = lines[: cfg.events]
     report: dict[str, Any] = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "machine": {"cpus": cores, "broker": broker, "loadavg_before": [round(x, 2) for x in os.getloadavg()]},
+        "code": {"accel": accel.status().describe(), "compiled": accel.status().active},
         "data": {"events": len(data), "by_topic": _count(data), "users": cfg.users},
         "stages": {},
     }
@@ -213,6 +220,8 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                 say("(f) Redis round trips on the states (c) left behind")
                 report["redis_round_trips"] = redis_reads.redis_round_trips(
                     stack.redis_url, batch=cfg.redis_batch, rounds=cfg.redis_rounds)
+                if cfg.pure_stage and accel.status().active:
+                    report["stages"]["c_pure_python"] = _pure_stage(run, stack, r, data, worker, cores, say)
 
         res_c, res_d = drained["c_pipeline_1"], drained["d_pipeline_2"]
         same = res_c.rate_from(res_d.total - res_d.counted)  # (c) over the events (d) was measured on
@@ -256,6 +265,18 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
     report["targets"] = evaluate_targets(report)
     report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return report
+
+
+def _pure_stage(run: _Run, stack: Stack, r: Any, data: list[dataset.Line], worker: list[str], cores: int,
+                say: Callable[[str], None]) -> dict[str, Any]:
+    """(c'): (c) again with ``RISKMON_ACCEL=0``, so the compiled build's gain is measured side by side."""
+    prefix = run.prefix("p")
+    run.produce(stack, data, prefix, "produce (c')")
+    r.flushdb()
+    say("(c') full pipeline, 1 worker, pure Python (RISKMON_ACCEL=0)")
+    res, extra = run.drain_stage(stack, "workerp", prefix, f"bench-{run.run_id}-pure", worker, 1,
+                                 {"RISKMON_ACCEL": "0"})
+    return {**run.stage_dict(res, cores), "workers": 1, **extra}
 
 
 def _memory_stage(run: _Run, stack: Stack, r: Any, cfg: BenchConfig, worker: list[str],
@@ -317,4 +338,5 @@ def _ratios(stages: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     same = stages.get("c_pipeline_1", {}).get("events_per_s_over_d_events")
     return {"c_over_b": ratio("c_pipeline_1", "b_naive"), "c_over_a": ratio("c_pipeline_1", "a_raw"),
             "d_over_c": ratio("d_pipeline_2", "c_pipeline_1"),
+            "c_over_c_pure": ratio("c_pipeline_1", "c_pure_python"),
             "d_over_c_same_events": round(rate("d_pipeline_2") / same, 2) if same else None}

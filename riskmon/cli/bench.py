@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "on that same data: (a) raw aiokafka consume + orjson decode; (b) a naive one-event-at-a-time Faust "
         "agent (decode + Redis GET + SET per event); (c) the full pipeline with 1 worker; (d) with 2 workers; "
         "(e) event -> decision latency at a paced offered rate; (f) AccountStore load/commit round trips; "
-        "(g) memory: one worker owning --memory-users users. "
+        "(g) memory: one worker owning --memory-users users; when (c) runs the compiled build (`riskmon accel "
+        "status`), (c') runs (c) again on pure Python for the side-by-side ratio c/c_pure. "
         "Prints a table (events/s, c/b, c/a, d/c, latency, CPU split, RSS, Redis memory per 1k users, "
         "targets) and writes the same as JSON. d/c is given twice: over each stage's own window, and over "
         "the same events (the d target: (d)'s window opens later, once both workers are in the group, where "
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-users", type=int, default=100_000,
                    help="stage (g): one worker drains 4 events per user of this many users and its peak RSS is "
                         "the memory target's measure (default 100000; 0 skips it, ~3 min)")
+    p.add_argument("--no-pure", action="store_true",
+                   help="skip (c'), the pure-Python rerun of (c) (only runs when (c) is compiled; ~30 s)")
     p.add_argument("--redis-batch", type=int, default=500, help="users per AccountStore round trip in (f)")
     p.add_argument("--group-delay-ms", type=int, default=3000,
                    help="the bench broker's group.initial.rebalance.delay.ms (default 3000, Kafka's own default): "
@@ -48,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and rebalance when the second joins (riskmon's test and replay brokers use 0)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="record py-spy profiles of worker-0 during (c) and (d) into DIR (collapsed stacks); py-spy "
-                        "takes CPU on the same cores, so read d/c from a run without it")
+                        "takes CPU on the same cores, so read d/c from a run without it; it cannot see inside compiled "
+                        "modules, so run with RISKMON_ACCEL=0 for per-line profiles of riskmon's code")
     p.add_argument("--out", type=Path, default=Path("var/bench/bench.json"), help="JSON report path")
     p.set_defaults(func=run)
 
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, naive_mode=args.naive_mode, skip_latency=args.skip_latency,
                       latency_rate=args.rate, latency_seconds=args.latency_seconds,
                       latency_batch_within_s=args.latency_window,
-                      latency_workers=args.latency_workers, memory_users=args.memory_users,
+                      latency_workers=args.latency_workers, memory_users=args.memory_users, pure_stage=not args.no_pure,
                       redis_batch=args.redis_batch, group_initial_delay_ms=args.group_delay_ms,
                       profile_dir=args.profile)
     tasks: dict[str, int] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from riskmon import accel
 from riskmon.bench import BenchConfig, render, run_bench
 
 pytestmark = pytest.mark.integration
@@ -22,13 +23,15 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     assert report["data"]["events"] == 1500
     assert sum(report["data"]["by_topic"].values()) == 1500
     stages = report["stages"]
-    assert set(stages) == {"a_raw", "b_naive", "c_pipeline_1", "d_pipeline_2"}
+    compiled = accel.status().active  # then (c') reruns (c) on pure Python, side by side
+    assert report["code"] == {"accel": accel.status().describe(), "compiled": compiled}
+    assert set(stages) == {"a_raw", "b_naive", "c_pipeline_1", "d_pipeline_2"} | ({"c_pure_python"} if compiled else set())
     assert stages["a_raw"]["events"] == 1500
     # every input message decodes except the simulator's deliberately broken ones
     assert 0 < stages["a_raw"]["decoded"] <= 1500
-    for key in ("b_naive", "c_pipeline_1", "d_pipeline_2"):
+    for key in ("b_naive", "c_pipeline_1", "d_pipeline_2", *(["c_pure_python"] if compiled else [])):
         assert stages[key]["events"] == 1500, key  # the group committed every input offset
-        assert stages[key]["events_per_s"] > 0
+        assert stages[key]["events_per_s"] > 0 and stages[key]["worker_us_per_msg"] > 0
     for key, n in (("c_pipeline_1", 1), ("d_pipeline_2", 2)):
         st = stages[key]
         assert len(st["rss"]) == n and all(v["peak_rss_mb"] > 0 for v in st["rss"].values())
@@ -61,7 +64,8 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     assert mem["worker_us_per_msg"] > 0 and mem["redis_mb_per_1k_users"] > 0
     rss = report["targets"]["worker peak RSS < 1 GB at 200 users"]
     assert rss["value"] == max(v["peak_rss_mb"] for v in mem["rss"].values()) > 0
-    assert set(report["ratios"]) == {"c_over_b", "c_over_a", "d_over_c", "d_over_c_same_events"}
+    assert set(report["ratios"]) == {"c_over_b", "c_over_a", "d_over_c", "c_over_c_pure", "d_over_c_same_events"}
+    assert (report["ratios"]["c_over_c_pure"] is not None) == compiled
     assert all(t["met"] in (True, False) for t in report["targets"].values())
     assert {"produce (a,b)", "(a) raw", "(e) latency"} <= seen
     render(report)  # the table renders from the report alone
