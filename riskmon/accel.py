@@ -32,9 +32,10 @@ from importlib.util import spec_from_file_location
 from pathlib import Path
 
 #: Modules compiled by ``riskmon accel build``: the consumer-credit engine and everything it calls per
-#: event, the EWS core, the models' per-event code. Only synchronous, pure-Python modules: the async
-#: plumbing (``streams/``, the Redis store) stays interpreted, so Faust and asyncio see ordinary
-#: coroutines.
+#: event, the EWS core, the models' per-event code. Only synchronous modules: the async plumbing
+#: (``streams/``, the Redis store, the EWS service) stays interpreted. Compiling it too (32 modules) was
+#: measured and gained nothing visible (docs/performance.md, session 9); Faust and asyncio would have
+#: to accept Cython's coroutines for no return.
 MODULES: tuple[str, ...] = (
     "riskmon.account",
     "riskmon.contract",
