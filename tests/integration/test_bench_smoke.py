@@ -31,7 +31,8 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     assert 0 < stages["a_raw"]["decoded"] <= 1500
     for key in ("b_naive", "c_pipeline_1", "d_pipeline_2", *(["c_pure_python"] if compiled else [])):
         assert stages[key]["events"] == 1500, key  # the group committed every input offset
-        assert stages[key]["events_per_s"] > 0 and stages[key]["worker_us_per_msg"] > 0
+        # CPU is sampled in 10 ms steps: over a window of a few hundred ms it may round to 0
+        assert stages[key]["events_per_s"] > 0 and stages[key]["worker_us_per_msg"] >= 0
     for key, n in (("c_pipeline_1", 1), ("d_pipeline_2", 2)):
         st = stages[key]
         assert len(st["rss"]) == n and all(v["peak_rss_mb"] > 0 for v in st["rss"].values())
