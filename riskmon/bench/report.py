@@ -11,7 +11,8 @@ STAGE_TITLES = {
     "a_raw": "(a) raw aiokafka + orjson",
     "b_naive": "(b) naive Faust, 1 event at a time",
     "c_pipeline_1": "(c) riskmon, 1 worker",
-    "c_pure_python": "(c') (c) on pure Python",
+    "c_pair_compiled": "(c') 1 worker compiled, alongside:",
+    "c_pair_pure": "(c') 1 worker pure Python",
     "d_pipeline_2": "(d) riskmon, 2 workers",
 }
 
@@ -29,7 +30,7 @@ def _fmt(v: Any) -> str:
 def render(report: dict[str, Any]) -> Group:
     """Throughput, ratios, latency, Redis, memory and targets tables."""
     thr = Table(title="Throughput (same data, same broker)")
-    for col in ("stage", "events", "seconds", "events/s", "CPU s (who)", "RSS MiB (peak)"):
+    for col in ("stage", "events", "seconds", "events/s", "µs CPU/msg", "CPU s (who)", "RSS MiB (peak)"):
         thr.add_column(col, justify="right" if col not in ("stage", "CPU s (who)") else "left")
     for key, title in STAGE_TITLES.items():
         st = report.get("stages", {}).get(key)
@@ -37,8 +38,8 @@ def render(report: dict[str, Any]) -> Group:
             continue
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in (st.get("cpu_s") or {}).items())
         rss = ", ".join(f"{v['peak_rss_mb']:.0f}" for v in (st.get("rss") or {}).values())
-        thr.add_row(title, _fmt(st.get("events")), _fmt(st.get("seconds")), _fmt(st.get("events_per_s")), cpu or "-",
-                    rss or "-")
+        thr.add_row(title, _fmt(st.get("events")), _fmt(st.get("seconds")), _fmt(st.get("events_per_s")),
+                    _fmt(st.get("worker_us_per_msg")), cpu or "-", rss or "-")
     ratios = report.get("ratios", {})
     thr.caption = "  ".join(f"{k.replace('_over_', '/')} = {_fmt(v)}" for k, v in ratios.items())
 

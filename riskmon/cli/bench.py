@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "agent (decode + Redis GET + SET per event); (c) the full pipeline with 1 worker; (d) with 2 workers; "
         "(e) event -> decision latency at a paced offered rate; (f) AccountStore load/commit round trips; "
         "(g) memory: one worker owning --memory-users users; when (c) runs the compiled build (`riskmon accel "
-        "status`), (c') runs (c) again on pure Python for the side-by-side ratio c/c_pure. "
+        "status`), (c') drains the same events with a compiled and a pure-Python worker at the same time, for "
+        "the compiled build's gain in CPU per message (pure_cpu/compiled_cpu). "
         "Prints a table (events/s, c/b, c/a, d/c, latency, CPU split, RSS, Redis memory per 1k users, "
         "targets) and writes the same as JSON. d/c is given twice: over each stage's own window, and over "
         "the same events (the d target: (d)'s window opens later, once both workers are in the group, where "
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stage (g): one worker drains 4 events per user of this many users and its peak RSS is "
                         "the memory target's measure (default 100000; 0 skips it, ~3 min)")
     p.add_argument("--no-pure", action="store_true",
-                   help="skip (c'), the pure-Python rerun of (c) (only runs when (c) is compiled; ~30 s)")
+                   help="skip (c'), the compiled and pure-Python workers side by side (only when (c) is compiled; ~40 s)")
     p.add_argument("--redis-batch", type=int, default=500, help="users per AccountStore round trip in (f)")
     p.add_argument("--group-delay-ms", type=int, default=3000,
                    help="the bench broker's group.initial.rebalance.delay.ms (default 3000, Kafka's own default): "
