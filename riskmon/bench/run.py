@@ -317,6 +317,8 @@ def _accel_pair(run: _Run, stack: Stack, data: list[dataset.Line], worker: list[
         res, extra = results[name]
         client = redis.Redis.from_url(_redis_db(stack.redis_url, db))
         stats = {k.decode(): int(v) for k, v in client.hgetall("rm:stats").items()}
+        if db:
+            client.flushdb()  # used_memory is server-wide: leave nothing behind for later stages
         client.close()
         out[f"c_pair_{name}"] = {**run.stage_dict(res, cores), "workers": 1, **extra, "pipeline_counters": stats}
     return out
