@@ -18,7 +18,7 @@ COPY online_models ./online_models
 COPY sinks ./sinks
 COPY dashboards ./dashboards
 COPY simulator ./simulator
-# The compiled hot modules (riskmon accel build, ~20 % less CPU per event) need a C compiler only while
+# The compiled hot modules (riskmon accel build, ~10-15 % less CPU per message) need a C compiler only while
 # they are built; it is removed again in the same layer.
 RUN pip install . \
     && apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev \

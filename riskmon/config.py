@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     )
     accel: bool = Field(
         True, description="Run the compiled (Cython) build of the hot modules when it is current (`riskmon "
-        "accel build`; same results, ~20 % less CPU per event). Read from the environment once, when "
+        "accel build`; same results, ~10-15 % less worker CPU per message). Read from the environment once, when "
         "riskmon is imported (it decides which code runs, so it cannot come from a settings object). "
         "0: pure Python, e.g. for py-spy profiles of riskmon's own lines.",
     )

@@ -82,7 +82,7 @@ ensure_chromium() {  # Debian's chromium, for the report test (headless screensh
 ensure_accel() {  # the compiled hot modules (riskmon.accel): built once per source change, else pure Python
   export RISKMON_REQUIRE_ACCEL=0
   if ! command -v cc >/dev/null && ! command -v gcc >/dev/null; then
-    say "no C compiler (cc/gcc): running pure Python, ~20 % more CPU per event (apt-get install gcc)"
+    say "no C compiler (cc/gcc): running pure Python, ~10-15 % more CPU per message (apt-get install gcc)"
     return 0
   fi
   if "$VENV/bin/riskmon" accel build --if-needed; then

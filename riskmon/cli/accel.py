@@ -20,14 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "accel",
         help="compile the hot modules with Cython, or show whether the compiled build is in use",
         description="The engine, features, ledger, state serialisation, EWS core and per-event model code "
-        "can run compiled by Cython from the unchanged source (same results, ~20-25 %% less CPU; "
-        "docs/performance.md). A build is used only while every source still matches it; "
+        "can run compiled by Cython from the unchanged source (same results; ~10-15 % less worker CPU per "
+        "message, the engine ~25 %: docs/performance.md). A build is used only while every source still matches it; "
         "RISKMON_ACCEL=0 forces pure Python.",
     )
     p.set_defaults(func=lambda args: p.print_help() or 2)
     cmds = p.add_subparsers(dest="accel_command", metavar="SUBCOMMAND")
     b = cmds.add_parser(
-        "build", help="compile the modules (about a minute on 2 cores)",
+        "build", help="compile the modules (~1.5 min on 2 cores; then only the changed ones)",
         description=f"Compile {len(accel.MODULES)} modules with Cython and the system C compiler into "
         "RISKMON_ACCEL_DIR (default .accel/<python> next to the sources). Exit 0 built (or already "
         "current with --if-needed), 1 a module failed to compile, 2 Cython or a compiler is missing.",
