@@ -107,6 +107,12 @@ class Status:
 def _check(directory: Path) -> Status:
     if os.environ.get("RISKMON_ACCEL", "1").strip().lower() in ("0", "false", "no", "off"):
         return Status(False, "RISKMON_ACCEL=0", directory)
+    return check_build(directory)
+
+
+def check_build(directory: Path) -> Status:
+    """Whether ``directory``'s manifest covers every module with today's sources (whatever RISKMON_ACCEL
+    says: ``riskmon accel build --if-needed`` asks this too)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except FileNotFoundError:

@@ -40,12 +40,7 @@ def cython_version() -> str | None:
 def is_current(directory: Path | None = None) -> bool:
     """True when ``directory`` (default: the build dir) holds a build of today's sources."""
     d = directory or accel.build_dir()
-    try:
-        manifest = json.loads((d / accel.MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return manifest.get("sources") == accel.source_hashes() and all(
-        accel.built_file(d, m) is not None for m in accel.MODULES)
+    return accel.check_build(d).active and all(accel.built_file(d, m) is not None for m in accel.MODULES)
 
 
 def _compile_one(scratch: Path, module: str) -> Path:

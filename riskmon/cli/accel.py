@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from riskmon import accel
 
@@ -78,5 +77,5 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps({"active": st.active, "reason": st.reason, "directory": str(st.directory),
                           "modules": st.modules}))
     else:
-        print(f"accel: {st.describe()}", file=sys.stdout)
+        print(f"accel: {st.describe()}")
     return 0 if st.active else 1
