@@ -109,8 +109,11 @@ class GroupWatch:
             consumer.close()
         self.total = sum(self.ends.values())
 
-    def committed(self) -> int:
-        """Messages committed by the group so far (0 before its first commit)."""
+    def committed(self, *, clamp: bool = True) -> int:
+        """Messages committed by the group so far (0 before its first commit).
+
+        ``clamp``: count no partition past its end offset when the watch began (topics filled before the
+        stage); ``False`` for topics still being written (the latency stage)."""
         try:
             offsets = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
         except KafkaError:
@@ -119,7 +122,7 @@ class GroupWatch:
         for tp in self.tps:
             meta = offsets.get(tp)
             if meta is not None and meta.offset > 0:
-                done += min(meta.offset, self.ends[tp])
+                done += min(meta.offset, self.ends[tp]) if clamp else meta.offset
         return done
 
     def members_stable(self) -> int:

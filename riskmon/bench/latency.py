@@ -1,24 +1,33 @@
 """Stage (e): event -> decision latency at a fixed offered rate.
 
 The bench produces purchases (and the other input traffic, in simulator order) at ``rate`` messages/s,
-remembering the wall time of each purchase's ``send``; a consumer on ``decisions`` matches each decision
-to its purchase by ``event_id`` and takes the time it was consumed. Latency therefore includes the
+remembering the wall time of each purchase's send; a consumer on ``decisions`` matches each decision to
+its purchase by ``event_id`` and takes the time it was consumed. Latency therefore includes the
 producer's linger, the broker (twice), the worker's batching window, processing and the output flush.
 The first ``warmup_s`` seconds are left out (group join, model restore, first Redis reads).
+
+Why librdkafka (confluent-kafka) here and not aiokafka: the harness shares the machine's cores with what
+it measures. Paced at 5k/s, aiokafka's producer cost ~100 µs of CPU per message (half a core, as much as
+the broker) and the stage measured the bench's own load as much as the pipeline's; librdkafka's costs
+a fraction of it (docs/performance.md, session 10). Pacing is by ticks: every ``tick_s`` what is due is
+sent in one go, and each purchase's clock starts just before its own ``produce``, so a tick never
+flatters a measurement; it only sets how bursty the offered rate is within ``tick_s``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from riskmon import outputs as out
 from riskmon.bench.dataset import Line
+from riskmon.bench.drain import cpu_seconds
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -29,86 +38,130 @@ def percentile(values: Sequence[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
 
 
-async def _run(lines: Sequence[Line], bootstrap: str, prefix: str, rate: float, warmup_s: float,
-               settle_s: float, progress: Callable[[int], None] | None) -> dict[str, float]:
+class _Decisions(threading.Thread):
+    """Reads ``decisions`` from the beginning and times each one against its purchase's send.
+
+    A thread of its own: librdkafka waits for records without the GIL, so the producer's pacing in the
+    main thread is not held up by it."""
+
+    def __init__(self, bootstrap: str, topic: str, sent_at: dict[str, float], warm_ids: set[str]) -> None:
+        super().__init__(name="bench-decisions", daemon=True)
+        # fetch.min.bytes stays 1, so the broker answers a fetch as soon as a decision is there; the wait
+        # only bounds an empty poll. At 5 ms the empty polls alone cost the broker ~0.13 core (measured)
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-latency-{os.getpid()}",
+                                  "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+        meta = self.consumer.list_topics(topic, timeout=30).topics[topic]
+        if meta.error is not None:
+            raise KafkaException(meta.error)
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(meta.partitions)])
+        self.sent_at, self.warm_ids = sent_at, warm_ids
+        self.lat_ms: list[float] = []
+        self.last_decision = time.perf_counter()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                msgs = self.consumer.consume(num_messages=5000, timeout=0.02)
+                now = time.perf_counter()
+                for msg in msgs:
+                    if msg.error() is not None:
+                        continue  # end-of-partition notices and transient errors: librdkafka retries
+                    eid = orjson.loads(msg.value()).get("event_id")
+                    t = self.sent_at.pop(eid, None)
+                    if t is not None and eid not in self.warm_ids:
+                        self.lat_ms.append((now - t) * 1000)
+                    self.last_decision = now
+        except BaseException as exc:  # noqa: BLE001 - reported by the producer side (measure)
+            self.error = exc
+        finally:
+            self.consumer.close()
+
+
+def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate: float, warmup_s: float = 5.0,
+                    settle_s: float = 15.0, progress: Callable[[int], None] | None = None,
+                    pids: dict[str, int] | None = None, tick_s: float = 0.005,
+                    consumed: Callable[[], int] | None = None) -> dict[str, Any]:
+    """Produce ``lines`` paced at ``rate``/s to ``prefix`` topics and measure purchase -> decision latency.
+
+    A worker consuming ``prefix`` topics must already be running and have joined its group. ``pids``
+    (name -> pid; this process is added as ``bench``) are the processes whose CPU over the offered
+    window is reported: a p99 over target with the cores saturated is the machine's bound, one with
+    idle cores is the pipeline's. ``tick_s``: pacing granularity (see the module docstring).
+    ``consumed()`` (the workers' committed input messages) turns their CPU into CPU per message.
+    """
+    pids = {**(pids or {}), "bench": os.getpid()}
     sent_at: dict[str, float] = {}
-    lat_ms: list[float] = []
     warm_ids: set[str] = set()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=5)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all",
-                                max_request_size=2 * 1024 * 1024)
-    await consumer.start()
-    await producer.start()
-    stop = asyncio.Event()
-    last_decision = [time.perf_counter()]
-
-    async def consume() -> None:
-        topic = prefix + out.TOPIC_DECISIONS
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata of an unsubscribed topic
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=20, max_records=5000)
-            now = time.perf_counter()
-            for records in batches.values():
-                for rec in records:
-                    eid = orjson.loads(rec.value).get("event_id")
-                    t = sent_at.pop(eid, None)
-                    if t is not None and eid not in warm_ids:
-                        lat_ms.append((now - t) * 1000)
-                    last_decision[0] = now
-
-    task = asyncio.create_task(consume())
+    decisions = _Decisions(bootstrap, prefix + out.TOPIC_DECISIONS, sent_at, warm_ids)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all",
+                         "message.max.bytes": 2 * 1024 * 1024})
+    decisions.start()
     try:
         t0 = time.perf_counter()
-        for i, line in enumerate(lines):
-            due = t0 + i / rate
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            await producer.send(prefix + line.topic, line.value, key=line.key)
-            if line.purchase_id is not None:
-                sent_at.setdefault(line.purchase_id, time.perf_counter())
-                if time.perf_counter() - t0 < warmup_s:
-                    warm_ids.add(line.purchase_id)
-            if progress and i % 1000 == 999:
-                progress(1000)
-        await producer.flush()
-        if progress and len(lines) % 1000:
-            progress(len(lines) % 1000)
+        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        done0 = consumed() if consumed else 0
+        i, n = 0, len(lines)
+        while i < n:
+            due_until = min(n, int((time.perf_counter() - t0) * rate) + 1)
+            while i < due_until:
+                line = lines[i]
+                if line.purchase_id is not None:
+                    sent = time.perf_counter()  # before produce: the decision cannot overtake it
+                    sent_at.setdefault(line.purchase_id, sent)
+                    if sent - t0 < warmup_s:
+                        warm_ids.add(line.purchase_id)
+                try:
+                    producer.produce(prefix + line.topic, line.value, key=line.key)
+                except BufferError:  # librdkafka's queue is full: let it deliver, then this line again
+                    producer.poll(0.01)
+                    continue
+                i += 1
+                if progress and i % 1000 == 0:
+                    progress(1000)
+            producer.poll(0)  # delivery reports (none registered) and errors
+            if decisions.error is not None:
+                raise decisions.error
+            if i < n:
+                time.sleep(max(tick_s, t0 + i / rate - time.perf_counter()))
+        if producer.flush(60):
+            raise RuntimeError("the latency producer could not deliver everything within 60 s")
+        if progress and n % 1000:
+            progress(n % 1000)
         offered_s = time.perf_counter() - t0
+        cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        done1 = consumed() if consumed else 0
         # Decisions trail the last send: wait until every measured purchase is answered, or none arrived
         # for ``settle_s`` (a purchase the pipeline never answers is reported, not waited for forever).
-        while (set(sent_at) - warm_ids) and time.perf_counter() - max(last_decision[0], t0 + offered_s) < settle_s:
-            await asyncio.sleep(0.1)
-            if task.done():
-                task.result()
+        while (set(sent_at) - warm_ids) and time.perf_counter() - max(decisions.last_decision, t0 + offered_s) < settle_s:
+            time.sleep(0.1)
+            if decisions.error is not None:
+                raise decisions.error
     finally:
-        stop.set()
-        await asyncio.gather(task, return_exceptions=True)
-        await producer.stop()
-        await consumer.stop()
+        decisions.stop.set()
+        decisions.join(10)
+    lat_ms = decisions.lat_ms
+    cpu_s = {k: round(cpu1[k] - cpu0[k], 2) for k in pids}
+    worker_cpu = sum(v for k, v in cpu_s.items() if k.startswith("worker"))
     return {
         "offered_rate": rate,
         "achieved_rate": round(len(lines) / offered_s, 1),
         "seconds": round(offered_s, 1),
         "warmup_s": warmup_s,
+        "tick_ms": tick_s * 1000,
         "decisions_measured": len(lat_ms),
         "purchases_unanswered": len(set(sent_at) - warm_ids),
         "p50_ms": round(percentile(lat_ms, 0.50), 1),
         "p99_ms": round(percentile(lat_ms, 0.99), 1),
         "max_ms": round(max(lat_ms, default=0.0), 1),
+        "cpu_s": cpu_s,
+        "cpu_share_of_machine": round(sum(cpu_s.values()) / (offered_s * (os.cpu_count() or 1)), 2),
+        # what the workers got through while the rate was offered (committed; below the offered count
+        # when they fell behind), and their CPU per message, to set beside (c)'s
+        "worker_msgs_while_offered": done1 - done0 if consumed else None,
+        "worker_us_per_msg": round(worker_cpu / (done1 - done0) * 1e6, 1) if consumed and done1 > done0 else None,
     }
-
-
-def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate: float, warmup_s: float = 5.0,
-                    settle_s: float = 15.0, progress: Callable[[int], None] | None = None) -> dict[str, float]:
-    """Produce ``lines`` paced at ``rate``/s to ``prefix`` topics and measure purchase -> decision latency.
-
-    A worker consuming ``prefix`` topics must already be running and have joined its group."""
-    return asyncio.run(_run(lines, bootstrap, prefix, rate, warmup_s, settle_s, progress))
 
 
 def summarise_worker_trace(docs: list[bytes], warmup_s: float) -> dict[str, Any]:

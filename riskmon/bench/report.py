@@ -52,6 +52,12 @@ def render(report: dict[str, Any]) -> Group:
                       f"{lat.get('workers', 1)} worker(s))",
                       f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
                       f"({lat['decisions_measured']:,} decisions)")
+        if lat.get("cpu_s"):
+            other.add_row(f"  CPU s while offered ({lat['cpu_share_of_machine']:.0%} of the machine)",
+                          ", ".join(f"{k} {v:.1f}" for k, v in lat["cpu_s"].items()))
+        if lat.get("worker_us_per_msg"):
+            other.add_row("  messages the workers committed meanwhile, their CPU per message",
+                          f"{lat['worker_msgs_while_offered']:,}, {lat['worker_us_per_msg']} µs")
         wb = lat.get("worker_breakdown") or {}
         if wb.get("samples"):
             other.add_row("  in the worker, p50 / p99: broker -> worker, merge wait, apply",

@@ -8,6 +8,7 @@ never part of its time.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -245,14 +246,18 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                    "RISKMON_PARTITIONS": str(cfg.partitions), "RISKMON_BATCH_WITHIN_S": str(cfg.latency_batch_within_s),
                    "RISKMON_TRACE_LATENCY": "1"}
             wps: list[procs.Proc] = []
+            watch: drain.GroupWatch | None = None
             try:
                 for i in range(n_lat):
                     wps.append(procs.start(f"worker-latency-{i}", worker, log_dir=run.log_dir, cwd=run.work_dir(),
                                            env={**env, "FAUST_WEB_PORT": str(procs.free_port())}))
                 _group_stable(stack.bootstrap, group, n_lat, 120, wps)
+                watch = drain.GroupWatch(stack.bootstrap, group, [prefix + t for t in INPUT_TOPICS])
                 report["latency"] = {**latency.measure_latency(
                     lines[:n_latency], stack.bootstrap, prefix, rate=cfg.latency_rate, warmup_s=cfg.latency_warmup_s,
-                    progress=_counter(run.progress, "(e) latency", n_latency)),
+                    progress=_counter(run.progress, "(e) latency", n_latency),
+                    pids={**run.service_pids(stack), **{wp.name: wp.pid for wp in wps}},
+                    consumed=functools.partial(watch.committed, clamp=False)),
                     "batch_within_s": cfg.latency_batch_within_s, "workers": n_lat}
                 time.sleep(latency_trace.FLUSH_EVERY_S + 0.5)  # the workers ship their last trace samples
                 report["latency"]["worker_breakdown"] = latency.summarise_worker_trace(
@@ -261,6 +266,8 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                     if not wp.alive():
                         raise RuntimeError(f"latency worker {wp.name} exited:\n{wp.log_tail()}")
             finally:
+                if watch is not None:
+                    watch.close()
                 for wp in wps:
                     procs.stop(wp)
         r.close()

@@ -50,6 +50,11 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     assert lat["decisions_measured"] > 0 and lat["max_ms"] >= lat["p99_ms"] >= lat["p50_ms"] > 0
     # every paced purchase got its decision: from two workers in one group, one partition each
     assert lat["workers"] == 2 and lat["purchases_unanswered"] == 0
+    # the CPU split over the offered window names both workers, Redis and the bench itself (the broker
+    # too when the bench started it; here it is the session's); CPU is counted in clock ticks
+    assert set(lat["cpu_s"]) == {"worker-latency-0", "worker-latency-1", "redis", "bench"}
+    assert lat["cpu_s"]["bench"] > 0 and lat["cpu_share_of_machine"] > 0
+    assert 120 <= lat["achieved_rate"] <= 151  # ticks send what is due: never ahead of the offered rate
     wb = lat["worker_breakdown"]  # the worker traced where each purchase's time went
     assert 0 < wb["samples"] <= lat["decisions_measured"] + 200
     assert wb["in_p99_ms"] >= wb["in_p50_ms"] > 0 and wb["apply_p99_ms"] >= wb["apply_p50_ms"] > 0
