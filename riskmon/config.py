@@ -75,6 +75,19 @@ class Settings(BaseSettings):
         "the worker waits for their acks, so they leave in one request anyway and any linger only adds "
         "latency (docs/performance.md).",
     )
+    fetch_min_bytes: int = Field(
+        1, ge=1, description="Bytes the broker should have for a worker's fetch before it answers (Kafka's "
+        "fetch.min.bytes; Faust leaves it at 1 and does not expose it). 1: answer as soon as anything is in. "
+        "On a trickling stream that means a fetch per few records, each encoded and decoded in Python: at 1k "
+        "events/s, 1048576 with RISKMON_FETCH_MAX_WAIT_MS=20 halved a worker's CPU (~0.68 -> ~0.34 core) for "
+        "up to 20 ms more latency; near capacity it changed nothing (streams/fetch_limits.py, "
+        "docs/performance.md).",
+    )
+    fetch_max_wait_ms: int = Field(
+        1500, ge=1, le=60_000, description="Most ms the broker holds a worker's fetch waiting for "
+        "RISKMON_FETCH_MIN_BYTES (Kafka's fetch.max.wait.ms; Faust's 1500 by default). Only used when "
+        "RISKMON_FETCH_MIN_BYTES is above 1; then it is the latency a quiet stream pays per fetch.",
+    )
     allowed_lateness_s: int = Field(
         21600,
         ge=0,

@@ -6,10 +6,12 @@ import asyncio
 import logging
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.logging import level_number
 
 from riskmon.config import Settings
-from streams.fast_drain import install_fast_drain
+from streams.fast_drain import FastDrainConsumer, install_consumer
+from streams.fetch_limits import with_fetch_limits
 
 
 def bootstrap_url(settings: Settings) -> str:
@@ -53,8 +55,11 @@ def create_app(settings: Settings) -> faust.App:
         # channel per topic, so that part changes nothing here).
         cython_optimizations=settings.faust_fast_paths,
     )
-    if settings.fast_drain:
-        install_fast_drain(app)
+    consumer_cls = FastDrainConsumer if settings.fast_drain else faust_aiokafka.Consumer
+    if settings.fetch_min_bytes > 1:
+        consumer_cls = with_fetch_limits(consumer_cls, settings.fetch_min_bytes, settings.fetch_max_wait_ms)
+    if consumer_cls is not faust_aiokafka.Consumer:
+        install_consumer(app, consumer_cls)
     return app
 
 

@@ -169,11 +169,21 @@ class FastDrainTransport(faust_aiokafka.Transport):
     Consumer = FastDrainConsumer
 
 
+def install_consumer(app: faust.App, consumer_cls: type[faust_aiokafka.Consumer]) -> None:
+    """Give ``app`` an aiokafka transport whose consumers are ``consumer_cls``; call before anything
+    touches ``app.transport``."""
+    if app._transport is not None:  # noqa: SLF001 - Faust has no public "transport built yet" check
+        raise RuntimeError("the consumer class must be installed before the app's transport is created")
+    if consumer_cls is FastDrainConsumer:
+        transport_cls: type[faust_aiokafka.Transport] = FastDrainTransport
+    else:
+        transport_cls = type(f"{consumer_cls.__name__}Transport", (faust_aiokafka.Transport,), {"Consumer": consumer_cls})
+    app.transport = transport_cls(app.conf.broker_consumer, app)
+
+
 def install_fast_drain(app: faust.App) -> None:
     """Give ``app`` the fast-drain transport; call before anything touches ``app.transport``."""
-    if app._transport is not None:  # noqa: SLF001 - Faust has no public "transport built yet" check
-        raise RuntimeError("install_fast_drain() must run before the app's transport is created")
-    app.transport = FastDrainTransport(app.conf.broker_consumer, app)
+    install_consumer(app, FastDrainConsumer)
 
 
-__all__ = ["FastDrainConsumer", "FastDrainTransport", "deliver", "finish", "install_fast_drain"]
+__all__ = ["FastDrainConsumer", "FastDrainTransport", "deliver", "finish", "install_consumer", "install_fast_drain"]

@@ -1,4 +1,5 @@
-"""The fast-drain transport on real Apache Kafka: blocked deliveries lose, repeat and reorder nothing."""
+"""The fast-drain transport on real Apache Kafka: blocked deliveries lose, repeat and reorder nothing,
+with Faust's fetch and with the broker holding fetches (``streams/fetch_limits.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 from kafka import KafkaProducer
 
 from riskmon.services.stack import Stack
@@ -18,8 +20,9 @@ from riskmon.services.stack import Stack
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.parametrize("fetch_limits", [None, (1048576, 20)], ids=["faust-fetch", "fetch-limits"])
 def test_every_message_arrives_once_in_partition_order_when_the_stream_buffer_is_full(
-        kafka_stack: Stack, tmp_path: Path) -> None:
+        kafka_stack: Stack, tmp_path: Path, fetch_limits: tuple[int, int] | None) -> None:
     topic = f"fastdrain-{uuid.uuid4().hex[:8]}"
     n = 3000
     kafka_stack.create_topics([topic], partitions=3)
@@ -34,6 +37,8 @@ def test_every_message_arrives_once_in_partition_order_when_the_stream_buffer_is
     env = {**os.environ, "PROBE_BOOTSTRAP": kafka_stack.bootstrap, "PROBE_TOPIC": topic, "PROBE_N": str(n),
            "PROBE_OUT": str(out), "PROBE_GROUP": group,
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    if fetch_limits:  # every fetch then waits 20 ms for a megabyte that never comes, and must lose nothing
+        env["PROBE_FETCH_LIMITS"] = ",".join(map(str, fetch_limits))
     log = (tmp_path / "probe.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "tests.integration.apps.fast_drain_probe"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -56,6 +61,7 @@ def test_every_message_arrives_once_in_partition_order_when_the_stream_buffer_is
     report = json.loads(out.read_text())
     seen = report["seen"]
     assert report["blocked"] > 0, "the full-buffer path never ran: the test proves nothing"
+    assert report["fetch"] == list(fetch_limits or (1, 1500))  # what the Kafka consumer fetched with
     assert sorted(int(v) for _, _, v in seen) == list(range(n))  # each message exactly once
     offsets: dict[int, list[int]] = defaultdict(list)
     for part, offset, _ in seen:
