@@ -33,9 +33,6 @@ def with_fetch_limits(consumer_cls: type[faust_aiokafka.Consumer], min_bytes: in
             return consumer
 
     class FetchLimitsConsumer(consumer_cls):  # type: ignore[valid-type,misc]
-        fetch_min_bytes = min_bytes
-        fetch_max_wait_ms = max_wait_ms
-
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
             return FetchLimitsThread(self, loop=self.loop, beacon=self.beacon)
 

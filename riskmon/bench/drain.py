@@ -40,6 +40,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """:func:`cpu_seconds` of each named process, read together (one end of a measured window)."""
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+#: processes in a CPU split that are not the consumers being measured
+NOT_CONSUMERS = ("broker", "redis", "bench")
+
+
+def consumers_cpu(cpu_s: dict[str, float]) -> float:
+    """CPU seconds of the consumers (workers, the naive app) in a split that also holds the services."""
+    return sum(v for k, v in cpu_s.items() if k not in NOT_CONSUMERS)
+
+
 def rss_mb(pid: int) -> dict[str, float]:
     """Current (VmRSS) and peak (VmHWM) resident memory of ``pid`` in MiB."""
     out = {"rss_mb": 0.0, "peak_rss_mb": 0.0}
@@ -167,9 +181,9 @@ def watch_drain(watch: GroupWatch, pids: dict[str, int], watched: Sequence[procs
         if progress:
             progress(done)
         if done > 0 and first is None and watch.members_stable() >= members:
-            first = (now, done, {name: cpu_seconds(pid) for name, pid in pids.items()})
+            first = (now, done, cpu_snapshot(pids))
         if done >= watch.total:
-            cpu_end = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            cpu_end = cpu_snapshot(pids)
             t0, c0, cpu0 = first or (t_start, watch.total, {})
             if c0 >= watch.total:  # finished between two samples or before the group settled: no window
                 return DrainResult(watch.total, now - t_start, watch.total, now - t_start,

@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from riskmon import outputs as out
 from riskmon.bench.dataset import Line
-from riskmon.bench.drain import cpu_seconds
+from riskmon.bench.drain import consumers_cpu, cpu_snapshot
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -100,7 +100,7 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
     decisions.start()
     try:
         t0 = time.perf_counter()
-        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        cpu0 = cpu_snapshot(pids)
         done0 = consumed() if consumed else 0
         i, n = 0, len(lines)
         while i < n:
@@ -130,7 +130,7 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
         if progress and n % 1000:
             progress(n % 1000)
         offered_s = time.perf_counter() - t0
-        cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        cpu1 = cpu_snapshot(pids)
         done1 = consumed() if consumed else 0
         # Decisions trail the last send: wait until every measured purchase is answered, or none arrived
         # for ``settle_s`` (a purchase the pipeline never answers is reported, not waited for forever).
@@ -143,7 +143,7 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
         decisions.join(10)
     lat_ms = decisions.lat_ms
     cpu_s = {k: round(cpu1[k] - cpu0[k], 2) for k in pids}
-    worker_cpu = sum(v for k, v in cpu_s.items() if k.startswith("worker"))
+    worker_cpu = consumers_cpu(cpu_s)
     return {
         "offered_rate": rate,
         "achieved_rate": round(len(lines) / offered_s, 1),

@@ -152,7 +152,7 @@ class _Run:
     @staticmethod
     def stage_dict(res: drain.DrainResult, cpu_cores: int) -> dict[str, Any]:
         cpu_total = sum(res.cpu_s.values())
-        worker_cpu = sum(v for k, v in res.cpu_s.items() if k not in ("broker", "redis"))
+        worker_cpu = drain.consumers_cpu(res.cpu_s)
         return {
             "events": res.total,
             "events_measured": res.counted,
