@@ -26,13 +26,13 @@ from kafka.errors import KafkaError
 
 from riskmon import contract
 from riskmon import outputs as out
-from riskmon.account import AccountState
 from riskmon.config import Settings
 from riskmon.eventtime import parse_ts
 from riskmon.ladder import dpd_at
 from riskmon.money import fmt
 from riskmon.services import procs
 from riskmon.services.stack import Stack
+from riskmon.state.accounts import scan_states
 from streams.topics import all_topic_names, unprefixed
 
 ID_FIELDS = ("event_id", "alert_id", "report_id", "dead_letter_id")
@@ -218,29 +218,20 @@ def snapshot_accounts(redis_url: str, lateness_ms: int) -> list[dict[str, Any]]:
     max_seen = int(r.get("rm:wm") or 0)
     wm = max_seen - lateness_ms if max_seen else 0
     rows = []
-    keys = sorted(r.scan_iter("rm:u:*", count=2000))
-    for i in range(0, len(keys), 1000):
-        chunk = keys[i : i + 1000]
-        pipe = r.pipeline(transaction=False)
-        for k in chunk:
-            pipe.hget(k, "s")
-        for blob in pipe.execute():
-            if not blob:
-                continue
-            st = AccountState.from_bytes(blob)
-            oldest = st.ledger.oldest_unpaid()
-            rows.append({
-                "user_id": st.user_id,
-                "credit_limit": fmt(st.credit_limit),
-                "outstanding": fmt(st.ledger.outstanding),
-                "credit_balance": fmt(st.ledger.credit_balance),
-                "available": fmt(st.available),
-                "dpd": dpd_at(oldest.due if oldest else None, wm),
-                "grade": st.grade,
-                "frozen": st.frozen,
-                "pd": st.last_pd,
-                "model_version": st.model_version,
-            })
+    for st in scan_states(r):
+        oldest = st.ledger.oldest_unpaid()
+        rows.append({
+            "user_id": st.user_id,
+            "credit_limit": fmt(st.credit_limit),
+            "outstanding": fmt(st.ledger.outstanding),
+            "credit_balance": fmt(st.ledger.credit_balance),
+            "available": fmt(st.available),
+            "dpd": dpd_at(oldest.due if oldest else None, wm),
+            "grade": st.grade,
+            "frozen": st.frozen,
+            "pd": st.last_pd,
+            "model_version": st.model_version,
+        })
     r.close()
     rows.sort(key=lambda row: row["user_id"])
     return rows

@@ -40,6 +40,7 @@ from riskmon.contract import Rejected, decode
 from riskmon.engine import Engine
 from riskmon.policy import Policy
 from riskmon.state.accounts import AccountStore
+from riskmon.state.layout import LayoutError, ensure_layout
 from streams.emit import dead_letter_for
 from streams.gc_pauses import freeze_long_lived_objects
 from streams.latency_trace import LatencyTrace
@@ -95,7 +96,8 @@ class ConsumerCreditRuntime:
 
     def __init__(self, settings: Settings, policy: Policy, client: aioredis.Redis, worker_id: str, *,
                  publish: Publish, assigned_partitions: Callable[[], list[int]],
-                 input_partitions: Callable[[], list[PartitionInfo]] = list, freeze_gc: bool = False) -> None:
+                 input_partitions: Callable[[], list[PartitionInfo]] = list, freeze_gc: bool = False,
+                 layout_checked: bool = False, on_fatal: Callable[[BaseException], None] | None = None) -> None:
         self.publish = publish
         self.assigned_partitions = assigned_partitions
         self.input_partitions = input_partitions
@@ -117,6 +119,8 @@ class ConsumerCreditRuntime:
         self.timer_at: dict[str, tuple[int, int]] = {}  # user -> (instant, partition)
         self.reload_timers = True
         self.models_loaded = False
+        self.layout_checked = layout_checked  # riskmon.state.layout: checked once before any state read
+        self.on_fatal = on_fatal  # told of an error no retry can fix, before it is raised (a worker stops)
         self.batches = 0
         self.generation = 0  # bumped by every rebalance
         self.trace = LatencyTrace() if settings.trace_latency else None
@@ -143,6 +147,16 @@ class ConsumerCreditRuntime:
         self.heap.clear()
         self.timer_at.clear()
         self.reload_timers = True
+
+    async def _check_layout(self) -> None:
+        try:
+            await ensure_layout(self.client)
+        except LayoutError as exc:
+            log.critical("%s", exc)
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+            raise
+        self.layout_checked = True
 
     async def _load_models(self) -> None:
         blob, ablob = await self.client.mget(MODEL_KEY, ANOMALY_KEY)
@@ -405,6 +419,8 @@ class ConsumerCreditRuntime:
             if self.generation != gen:
                 return self._drop_overtaken_batch()
             try:
+                if not self.layout_checked:
+                    await self._check_layout()  # a LayoutError is not retried: it fails the batch
                 if not self.models_loaded:
                     await self._load_models()
                 if self.reload_timers:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from typing import Any
 
 import faust
 import orjson
+import redis
 
 from riskmon import accel
 from riskmon.config import Settings
 from riskmon.ews.service import EwsService
 from riskmon.policy import load_policy
+from riskmon.state.layout import LayoutError, check_layout
 from riskmon.state.redis_client import connect as redis_connect
 from sinks.hooks.dispatcher import HookDispatcher
 from streams.agents import alert_hooks, business_metrics, consumer_credit
@@ -29,11 +32,13 @@ def build_worker(settings: Settings, worker_id: str | None = None, loglevel: str
     """A fully wired Faust app, ready for ``app.main()``."""
     if not settings.redis_url:
         raise SystemExit("RISKMON_REDIS_URL is not set: start services with `riskmon services up` first")
+    layout_checked = check_state_layout(settings.redis_url)
     policy = load_policy(settings.policy_path)
     app = create_app(settings)
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     client = redis_connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
     runtime = ConsumerCreditRuntime(settings, policy, client, worker_id, freeze_gc=True,
+                                    layout_checked=layout_checked, on_fatal=stop_this_worker,
                                     **faust_runtime_hooks(app, settings.topic_prefix))
     ews = EwsService(client, policy.section("ews"), settings.state_ttl_days * 86_400,
                      cache_bytes=settings.ews_cache_mb * 2**20)
@@ -73,6 +78,33 @@ def build_worker(settings: Settings, worker_id: str | None = None, loglevel: str
     alert_hooks.register(app, settings, hooks)
     app.riskmon_runtime = runtime  # type: ignore[attr-defined]
     return app
+
+
+def check_state_layout(redis_url: str) -> bool:
+    """Refuse to start on account states this build cannot read (``riskmon.state.layout``), saying why.
+
+    False when Redis cannot be reached now: a worker still starts then (it must join its group and wait
+    for Redis like any outage), and its runtime checks before its first state read instead.
+    """
+    client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        check_layout(client)
+    except LayoutError as exc:
+        raise SystemExit(f"riskmon worker: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        print(f"riskmon worker: Redis not reachable ({exc}); the state layout is checked before the first "
+              "state read", file=sys.stderr, flush=True)
+        return False
+    finally:
+        client.close()
+    return True
+
+
+def stop_this_worker(exc: BaseException) -> None:
+    """A runtime's fatal error (a state layout it cannot read): stop the worker the way SIGTERM does,
+    so nothing more is read and nothing unapplied is acked."""
+    print(f"riskmon worker: stopping: {exc}", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def hook_dead_letter_publisher(app: faust.App, prefix: str) -> Any:

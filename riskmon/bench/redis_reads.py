@@ -1,9 +1,14 @@
 """Stage (f): the Redis round trips of a batch, timed on the states the full pipeline left behind.
 
-``AccountStore.load`` of ``batch`` cold users (a fresh store: no cache, so one round trip that HMGETs
-them all + deserialisation; the round trip alone is also timed, as ``fetch``, at ``batch`` and at 50
-users) and ``AccountStore.commit`` of the same states (the CAS Lua script: version
-check, state writes, TTLs, timers, counters) — the two Redis costs the worker pays per batch.
+``AccountStore.load`` of ``batch`` cold users (a fresh store: no cache, so one MGET of them all +
+deserialisation; the round trip alone is also timed, as ``fetch``, at ``batch`` and at 50 users) and
+``AccountStore.commit`` of the same states (the CAS Lua script: version check, state writes, TTLs,
+timers, counters) — the two Redis costs the worker pays per batch.
+
+Side by side with the 50-user read, the same users read as the account-state layout 1 stored them
+(``riskmon.state.layout``: a hash per user, read by a Lua script that HMGETs them all), from copies
+under a scratch prefix, alternating which read goes first: what the layout change bought, measured
+in the same run on the same states.
 """
 
 from __future__ import annotations
@@ -11,12 +16,27 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 from riskmon.bench.latency import percentile
-from riskmon.state.accounts import AccountStore
+from riskmon.state.accounts import AccountStore, split_stored
 from riskmon.state.redis_client import connect as redis_connect
 
 SMALL_BATCH = 50  # cold users of a typical live batch (a few hundred events, most users cached)
+LAYOUT_1_PREFIX = "rm:bench:l1:"  # scratch copies of the sampled states in layout 1, deleted at the end
+LAYOUT_1_READ_LUA = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('HMGET', k, 'v', 's') end return out"
+
+
+async def _copy_as_layout_1(client: Any, users: set[str]) -> None:
+    """Write each user's stored state again as layout 1 would have: a hash {v, s} under the scratch prefix."""
+    ordered = sorted(users)
+    raw = await client.mget([f"rm:u:{u}" for u in ordered])
+    pipe = client.pipeline(transaction=False)
+    for u, value in zip(ordered, raw, strict=True):
+        version, blob = split_stored(value)
+        if blob:
+            pipe.hset(LAYOUT_1_PREFIX + u, mapping={"v": version, "s": blob})
+    await pipe.execute()
 
 
 async def _run(redis_url: str, batch: int, rounds: int, seed: int) -> dict[str, float]:
@@ -26,17 +46,25 @@ async def _run(redis_url: str, batch: int, rounds: int, seed: int) -> dict[str, 
         if not users:
             raise RuntimeError("no account states in Redis: run the pipeline first")
         rng = random.Random(seed)
-        load_ms, commit_ms, fetch_ms, fetch_small_ms, blob_bytes = [], [], [], [], 0
-        for _ in range(rounds):
+        smalls = [rng.sample(users, min(SMALL_BATCH, len(users))) for _ in range(rounds)]
+        await _copy_as_layout_1(client, {u for small in smalls for u in small})
+        read_layout_1 = client.register_script(LAYOUT_1_READ_LUA)
+        load_ms, commit_ms, fetch_ms, fetch_small_ms, layout_1_ms, blob_bytes = [], [], [], [], [], 0
+        for r in range(rounds):
             store = AccountStore(client, ttl_s=86_400 * 400)
             chosen = set(rng.sample(users, min(batch, len(users))))
             t = time.perf_counter()
             await store.fetch(sorted(chosen))
             fetch_ms.append((time.perf_counter() - t) * 1000)
-            small = rng.sample(users, min(SMALL_BATCH, len(users)))
-            t = time.perf_counter()
-            await store.fetch(small)
-            fetch_small_ms.append((time.perf_counter() - t) * 1000)
+            small = smalls[r]
+            for which in ((0, 1) if r % 2 else (1, 0)):
+                t = time.perf_counter()
+                if which:
+                    await store.fetch(small)
+                    fetch_small_ms.append((time.perf_counter() - t) * 1000)
+                else:
+                    await read_layout_1(keys=[LAYOUT_1_PREFIX + u for u in small])
+                    layout_1_ms.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             states = await store.load(chosen)
             load_ms.append((time.perf_counter() - t) * 1000)
@@ -61,10 +89,16 @@ async def _run(redis_url: str, batch: int, rounds: int, seed: int) -> dict[str, 
             "fetch_small_batch": min(SMALL_BATCH, len(users)),
             "fetch_small_p50_ms": round(percentile(fetch_small_ms, 0.5), 2),
             "fetch_small_p99_ms": round(percentile(fetch_small_ms, 0.99), 2),
+            "fetch_small_layout_1_p50_ms": round(percentile(layout_1_ms, 0.5), 2),
+            "fetch_small_layout_1_p99_ms": round(percentile(layout_1_ms, 0.99), 2),
+            "layout_1_over_2_p50": round(percentile(layout_1_ms, 0.5) / percentile(fetch_small_ms, 0.5), 2),
             "commit_p50_ms": round(percentile(commit_ms, 0.5), 2),
             "commit_p99_ms": round(percentile(commit_ms, 0.99), 2),
         }
     finally:
+        keys = [k async for k in client.scan_iter(LAYOUT_1_PREFIX + "*", count=5000)]
+        if keys:
+            await client.delete(*keys)
         await client.aclose()
 
 

@@ -83,6 +83,10 @@ def render(report: dict[str, Any]) -> Group:
         other.add_row(f"  of which the Redis round trip ({rt['batch']} / {rt['fetch_small_batch']} users)",
                       f"p50 {rt['fetch_p50_ms']} / {rt['fetch_small_p50_ms']} ms, "
                       f"p99 {rt['fetch_p99_ms']} / {rt['fetch_small_p99_ms']} ms")
+        if "fetch_small_layout_1_p50_ms" in rt:
+            other.add_row(f"  the same {rt['fetch_small_batch']} users in layout 1 (Lua HMGET; MGET now), same run",
+                          f"p50 {rt['fetch_small_layout_1_p50_ms']} ms, p99 {rt['fetch_small_layout_1_p99_ms']} ms "
+                          f"(x{rt['layout_1_over_2_p50']} the MGET's p50)")
         other.add_row(f"AccountStore.commit, {rt['batch']} users", f"p50 {rt['commit_p50_ms']} ms, p99 {rt['commit_p99_ms']} ms")
         other.add_row("mean state blob", f"{rt['mean_state_bytes']:.0f} bytes")
     c = report.get("stages", {}).get("c_pipeline_1", {}).get("redis")

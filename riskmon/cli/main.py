@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "sink",
     "config_cmd",
     "accel",
+    "state",
 )
 
 

@@ -46,6 +46,9 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     rt = report["redis_round_trips"]
     assert rt["batch"] == 50 and rt["rounds"] == 5 and rt["load_p99_ms"] >= rt["load_p50_ms"] > 0
     assert rt["fetch_p99_ms"] >= rt["fetch_p50_ms"] > 0 and rt["fetch_small_batch"] == 50
+    # the layout-1 read of the same users ran beside it
+    assert rt["fetch_small_layout_1_p99_ms"] >= rt["fetch_small_layout_1_p50_ms"] > 0
+    assert rt["layout_1_over_2_p50"] > 0
     lat = report["latency"]
     assert lat["decisions_measured"] > 0 and lat["max_ms"] >= lat["p99_ms"] >= lat["p50_ms"] > 0
     # every paced purchase got its decision: from two workers in one group, one partition each

@@ -32,11 +32,11 @@ from aiohttp import web
 from kafka import KafkaConsumer, TopicPartition
 
 from riskmon import contract
-from riskmon.account import AccountState
 from riskmon.config import Settings
 from riskmon.replay import group_lag
 from riskmon.services import procs
 from riskmon.services.stack import Stack
+from riskmon.state.accounts import scan_states
 from streams.topics import all_topic_names
 
 HOOK_SECRET = "fault-test-hook-secret"
@@ -262,17 +262,7 @@ def ledger_outstanding(redis_url: str) -> dict[str, int]:
     """Every account's outstanding principal in fen, straight from the Redis states."""
     r = redis.Redis.from_url(redis_url, socket_timeout=10)
     try:
-        keys = sorted(r.scan_iter("rm:u:*", count=2000))
-        out: dict[str, int] = {}
-        for i in range(0, len(keys), 1000):
-            pipe = r.pipeline(transaction=False)
-            for k in keys[i:i + 1000]:
-                pipe.hget(k, "s")
-            for blob in pipe.execute():
-                if blob:
-                    st = AccountState.from_bytes(blob)
-                    out[st.user_id] = st.ledger.outstanding
-        return out
+        return {st.user_id: st.ledger.outstanding for st in scan_states(r)}
     finally:
         r.close()
 
