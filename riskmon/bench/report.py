@@ -84,7 +84,8 @@ def render(report: dict[str, Any]) -> Group:
                       f"p50 {rt['fetch_p50_ms']} / {rt['fetch_small_p50_ms']} ms, "
                       f"p99 {rt['fetch_p99_ms']} / {rt['fetch_small_p99_ms']} ms")
         if "fetch_small_layout_1_p50_ms" in rt:
-            other.add_row(f"  the same {rt['fetch_small_batch']} users in layout 1 (Lua HMGET; MGET now), same run",
+            other.add_row(f"  the same {rt['fetch_small_batch']}-user reads ({rt['fetch_small_reads']:,}) in layout 1 "
+                          "(Lua HMGET; MGET now), alternating",
                           f"p50 {rt['fetch_small_layout_1_p50_ms']} ms, p99 {rt['fetch_small_layout_1_p99_ms']} ms "
                           f"(x{rt['layout_1_over_2_p50']} the MGET's p50)")
         other.add_row(f"AccountStore.commit, {rt['batch']} users", f"p50 {rt['commit_p50_ms']} ms, p99 {rt['commit_p99_ms']} ms")
