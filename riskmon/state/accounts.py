@@ -47,7 +47,7 @@ end
 if #conflicts > 0 then return {0, conflicts, redis.call('GET', 'rm:wm') or '0'} end
 for k = 0, n - 1 do
   local key = 'rm:u:' .. ARGV[i + 3 * k]
-  redis.call('SET', key, (tonumber(ARGV[i + 3 * k + 1]) + 1) .. '|' .. ARGV[i + 3 * k + 2], 'EX', ttl)
+  redis.call('SET', key, ARGV[i + 3 * k + 2], 'EX', ttl)
 end
 i = i + 3 * n
 for k = 0, nt - 1 do
@@ -168,7 +168,9 @@ class AccountStore:
         for st in states:
             blob = st.to_bytes()
             sizes.append(len(blob) * STATE_MEMORY_PER_BLOB_BYTE)
-            args += [st.user_id, st.version, blob]
+            # the stored value, next version in front, built here: a '..' in the script would copy (and
+            # intern) every blob in Lua once more, which made the commit 20-30 % slower than layout 1's
+            args += [st.user_id, st.version, b"%d|%b" % (st.version + 1, blob)]
         for part, user, at in timers:
             args += [part, user, -1 if at is None else at]
         for name, n in stats.items():

@@ -97,7 +97,9 @@ def test_one_round_trip_per_batch_when_warm_and_state_survives_restart(clean_red
         assert states["u7"].ledger.purchased == 2 * 12050
         CountingConnection.sends = 0
         await rt2.handle(_batch(0, 50, 100))  # cold cache after restart: one read + one commit
-        assert CountingConnection.sends == 4  # model checkpoint, timers, one read for 49 users, commit
+        # once per runtime: the state layout marker (riskmon.state.layout), model checkpoint, timers; then
+        # the batch: one read for 49 users, commit
+        assert CountingConnection.sends == 5
         st = (await rt2.store.load({"u7"}))["u7"]
         assert st.ledger.outstanding == 2 * 12050  # the redelivered events were recognised
         await client2.aclose()
