@@ -4,6 +4,7 @@ the layout-2 store (MGET reads, GETRANGE compare-and-set) working on migrated st
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -216,7 +217,9 @@ def test_bench_f_reads_both_layouts_side_by_side_and_leaves_no_scratch_keys(r: r
     _write_layout_1(r, 80)
     migrate(r)
     before = {k: r.get(k) for k in r.scan_iter("rm:u:*")}
+    thresholds = gc.get_threshold()
     res = redis_round_trips(clean_redis_url, batch=20, rounds=4)
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0  # the worker's GC settings: undone
     assert res["fetch_small_batch"] == 50 and res["fetch_small_reads"] == 4 * 10
     assert res["fetch_small_layout_1_p99_ms"] >= res["fetch_small_layout_1_p50_ms"] > 0
     assert res["layout_1_over_2_p50"] > 0
