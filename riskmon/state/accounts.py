@@ -70,7 +70,6 @@ return {1, {}, tostring(cur)}
 """
 
 
-
 def split_stored(raw: bytes | None) -> tuple[int, bytes | None]:
     """``(version, state blob)`` of a stored ``rm:u:<user>`` value; ``(0, None)`` when there is none."""
     if not raw:
