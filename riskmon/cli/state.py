@@ -35,7 +35,13 @@ def _client(args: argparse.Namespace):  # noqa: ANN202 - redis.Redis, imported l
     url = args.redis_url or Settings().redis_url
     if not url:
         raise SystemExit("no Redis: pass --redis-url or set RISKMON_REDIS_URL")
-    return redis.Redis.from_url(url, socket_connect_timeout=5)
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        client.close()
+        raise SystemExit(f"cannot reach Redis at {url}: {exc}") from exc
+    return client
 
 
 def run_layout(args: argparse.Namespace) -> int:

@@ -225,3 +225,8 @@ def test_bench_f_reads_both_layouts_side_by_side_and_leaves_no_scratch_keys(r: r
     assert res["layout_1_over_2_p50"] > 0
     assert not list(r.scan_iter("rm:bench:*"))  # the layout-1 copies are deleted
     assert {k for k in r.scan_iter("rm:u:*")} == set(before)  # the states themselves are all still there
+
+
+def test_the_cli_says_when_it_cannot_reach_redis(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="cannot reach Redis at redis://127.0.0.1:1/0"):
+        cli(["state", "--redis-url", "redis://127.0.0.1:1/0", "layout"])
