@@ -181,9 +181,4 @@ def install_consumer(app: faust.App, consumer_cls: type[faust_aiokafka.Consumer]
     app.transport = transport_cls(app.conf.broker_consumer, app)
 
 
-def install_fast_drain(app: faust.App) -> None:
-    """Give ``app`` the fast-drain transport; call before anything touches ``app.transport``."""
-    install_consumer(app, FastDrainConsumer)
-
-
-__all__ = ["FastDrainConsumer", "FastDrainTransport", "deliver", "finish", "install_consumer", "install_fast_drain"]
+__all__ = ["FastDrainConsumer", "FastDrainTransport", "deliver", "finish", "install_consumer"]
