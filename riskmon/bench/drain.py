@@ -46,7 +46,7 @@ def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
 
 
 #: processes in a CPU split that are not the consumers being measured
-NOT_CONSUMERS = ("broker", "redis", "bench")
+NOT_CONSUMERS = ("broker", "redis", "bench", "producer")
 
 
 def consumers_cpu(cpu_s: dict[str, float]) -> float:

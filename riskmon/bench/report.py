@@ -49,7 +49,7 @@ def render(report: dict[str, Any]) -> Group:
     lat = report.get("latency")
     if lat:
         other.add_row(f"event -> decision at {lat['offered_rate']:.0f}/s (achieved {lat['achieved_rate']:.0f}/s, "
-                      f"{lat.get('workers', 1)} worker(s))",
+                      f"{lat.get('workers', 1)} worker(s), {lat.get('producer', 'librdkafka')} producer)",
                       f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
                       f"({lat['decisions_measured']:,} decisions)")
         if lat.get("cpu_s"):

@@ -51,6 +51,7 @@ class BenchConfig:
     latency_warmup_s: float = 5.0
     latency_batch_within_s: float = 0.01
     latency_workers: int = 1  # workers in one group during (e): the latency target may need scale-out
+    latency_producer: str = "java"  # (e)'s paced producer: "java" (kafka-clients) or "librdkafka"
     pure_stage: bool = True  # (c') compiled and pure-Python workers side by side, when (c) runs compiled
     memory_users: int = 100_000  # stage (g): one worker owning this many users (0: skip)
     memory_events_per_user: int = 4
@@ -257,7 +258,8 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
                     lines[:n_latency], stack.bootstrap, prefix, rate=cfg.latency_rate, warmup_s=cfg.latency_warmup_s,
                     progress=_counter(run.progress, "(e) latency", n_latency),
                     pids={**run.service_pids(stack), **{wp.name: wp.pid for wp in wps}},
-                    consumed=functools.partial(watch.committed, clamp=False)),
+                    consumed=functools.partial(watch.committed, clamp=False), producer=cfg.latency_producer,
+                    work_dir=run.work_dir()),
                     "batch_within_s": cfg.latency_batch_within_s, "workers": n_lat}
                 time.sleep(latency_trace.FLUSH_EVERY_S + 0.5)  # the workers ship their last trace samples
                 report["latency"]["worker_breakdown"] = latency.summarise_worker_trace(

@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latency-workers", type=int, default=1,
                    help="workers in one consumer group during stage (e) (default 1); the offered rate is "
                         "split between them by partition, as in production scale-out")
+    p.add_argument("--latency-producer", choices=("java", "librdkafka"), default="java",
+                   help="stage (e)'s paced producer (default java: the Kafka Java client, one produce request per "
+                        "tick; librdkafka sends one per partition per tick, which costs the shared broker ~0.2 core "
+                        "more at 5k/s: docs/performance.md, session 12)")
     p.add_argument("--memory-users", type=int, default=100_000,
                    help="stage (g): one worker drains 4 events per user of this many users and its peak RSS is "
                         "the memory target's measure (default 100000; 0 skips it, ~3 min)")
@@ -71,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, naive_mode=args.naive_mode, skip_latency=args.skip_latency,
                       latency_rate=args.rate, latency_seconds=args.latency_seconds,
                       latency_batch_within_s=args.latency_window,
-                      latency_workers=args.latency_workers, memory_users=args.memory_users, pure_stage=not args.no_pure,
+                      latency_workers=args.latency_workers, latency_producer=args.latency_producer,
+                      memory_users=args.memory_users, pure_stage=not args.no_pure,
                       redis_batch=args.redis_batch, group_initial_delay_ms=args.group_delay_ms,
                       profile_dir=args.profile)
     tasks: dict[str, int] = {}
