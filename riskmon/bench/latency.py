@@ -51,7 +51,8 @@ PRODUCERS = ("java", "librdkafka")
 # C1 only and the serial collector: the producer's JIT would otherwise compile inside the measured window
 JAVA_OPTS = ("-Xmx256m", "-Xms32m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
 JAVA_READY_TIMEOUT_S = 120.0  # the JVM start plus compiling PacedProducer.java on a loaded 2-core box
-JAVA_SILENT_TIMEOUT_S = 60.0  # it reports every 1 000 records; this long without a line is a hang
+JAVA_SILENT_TIMEOUT_S = 60.0
+WINDOW_S = 10.0  # the offered window's latencies are also reported per this many seconds  # it reports every 1 000 records; this long without a line is a hang
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -312,6 +313,7 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
             pacer.close()
     got = decisions.got_ns
     lat_ms = [(got[eid] - ns) / 1e6 for eid, ns in measured.items() if eid in got]
+    by_window = latency_by_window([(ns - sent.t0_ns, (got[eid] - ns) / 1e6) for eid, ns in measured.items() if eid in got])
     if lat_ms and min(lat_ms) < 0:
         raise RuntimeError(f"a decision arrived {-min(lat_ms):.1f} ms before its purchase was sent: the "
                            "producer's clock is not the bench's (CLOCK_MONOTONIC expected)")
@@ -329,6 +331,7 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
         "p50_ms": round(percentile(lat_ms, 0.50), 1),
         "p99_ms": round(percentile(lat_ms, 0.99), 1),
         "max_ms": round(max(lat_ms, default=0.0), 1),
+        "by_window": by_window,
         "cpu_s": cpu_s,
         "cpu_share_of_machine": round(sum(cpu_s.values()) / (offered_s * (os.cpu_count() or 1)), 2),
         # what the workers got through while the rate was offered (committed; below the offered count
@@ -336,6 +339,21 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
         "worker_msgs_while_offered": done1 - done0 if consumed else None,
         "worker_us_per_msg": round(worker_cpu / (done1 - done0) * 1e6, 1) if consumed and done1 > done0 else None,
     }
+
+
+def latency_by_window(samples: Sequence[tuple[int, float]], window_s: float = WINDOW_S) -> list[dict[str, Any]]:
+    """p50 / p99 of the latencies of the purchases sent in each ``window_s`` of the offered window.
+
+    ``samples``: (ns since the first send, latency ms). Why: the bench's book is opened when (e) starts
+    and ages ~1 simulated day per second at 5k/s; a mature account holds more installments and timers,
+    so later events cost more (docs/performance.md, session 12). One p99 over the whole stage would hide
+    whether latency is flat or climbing.
+    """
+    buckets: dict[int, list[float]] = {}
+    for ns, ms in samples:
+        buckets.setdefault(int(ns / 1e9 // window_s), []).append(ms)
+    return [{"from_s": round(k * window_s, 1), "n": len(v), "p50_ms": round(percentile(v, 0.5), 1),
+             "p99_ms": round(percentile(v, 0.99), 1)} for k, v in sorted(buckets.items())]
 
 
 def summarise_worker_trace(docs: list[bytes], warmup_s: float) -> dict[str, Any]:

@@ -52,6 +52,9 @@ def render(report: dict[str, Any]) -> Group:
                       f"{lat.get('workers', 1)} worker(s), {lat.get('producer', 'librdkafka')} producer)",
                       f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
                       f"({lat['decisions_measured']:,} decisions)")
+        if lat.get("by_window"):
+            other.add_row("  p50 / p99 by 10 s of sending (the book ages as it runs)",
+                          ", ".join(f"{w['p50_ms']:.0f}/{w['p99_ms']:.0f}" for w in lat["by_window"]) + " ms")
         if lat.get("cpu_s"):
             other.add_row(f"  CPU s while offered ({lat['cpu_share_of_machine']:.0%} of the machine)",
                           ", ".join(f"{k} {v:.1f}" for k, v in lat["cpu_s"].items()))

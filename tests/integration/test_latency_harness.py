@@ -89,6 +89,7 @@ def test_every_purchase_is_timed_against_its_answer(kafka_stack, tmp_path: Path,
     assert 0 < res["decisions_measured"] < purchases
     # the echo's hold is in every latency: a clock that ran ahead or behind would show here
     assert ECHO_DELAY_S * 1000 <= res["p50_ms"] <= res["p99_ms"] <= res["max_ms"] < 5000
+    assert sum(w["n"] for w in res["by_window"]) == res["decisions_measured"]  # one 10 s window here
     assert 250 <= res["achieved_rate"] <= 301  # ticks send what is due: never ahead of the offered rate
     assert set(res["cpu_s"]) == ({"bench", "producer"} if producer == "java" else {"bench"})
     assert list(tmp_path.iterdir()) == []  # the Java producer's record and time files are removed

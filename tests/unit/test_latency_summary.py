@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from riskmon.bench.latency import summarise_worker_trace
+from riskmon.bench.latency import latency_by_window, summarise_worker_trace
 
 
 def _batch(t: float, cold: int, load_s: float, fetch_s: float | None) -> list[float]:
@@ -27,3 +27,12 @@ def test_traces_from_before_the_round_trip_was_recorded_still_summarise() -> Non
     out = summarise_worker_trace([doc], 0.0)
     assert out["batches"] == 1 and out["batches_with_redis_read"] == 0
     assert "batch_redis_round_trip_p99_ms" not in out
+
+
+def test_latencies_are_also_summarised_per_window_of_sending() -> None:
+    # 25 s of sends, one a second: the first 10 s at 5 ms, the next 10 at 50, the last 5 at 500
+    samples = [(int(t * 1e9), 5.0 if t < 10 else 50.0 if t < 20 else 500.0) for t in range(25)]
+    out = latency_by_window(samples, window_s=10.0)
+    assert [(w["from_s"], w["n"], w["p50_ms"], w["p99_ms"]) for w in out] == [
+        (0.0, 10, 5.0, 5.0), (10.0, 10, 50.0, 50.0), (20.0, 5, 500.0, 500.0)]
+    assert latency_by_window([]) == []
