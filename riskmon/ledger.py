@@ -138,9 +138,11 @@ class Ledger:
             result.to_credit = amount
         return result
 
-    def prune_paid(self, keep_after_ts: int) -> None:
-        """Forget installments paid before ``keep_after_ts`` (their effects live in counters)."""
+    def prune_paid(self, keep_after_ts: int) -> int:
+        """Forget installments paid before ``keep_after_ts`` (their effects live in counters); how many."""
+        before = len(self.installments)
         self.installments = [i for i in self.installments if i.paid_ts is None or i.paid_ts >= keep_after_ts]
+        return before - len(self.installments)
 
     def to_dict(self) -> dict[str, Any]:
         """Compact form for the state blob."""
