@@ -51,8 +51,8 @@ PRODUCERS = ("java", "librdkafka")
 # C1 only and the serial collector: the producer's JIT would otherwise compile inside the measured window
 JAVA_OPTS = ("-Xmx256m", "-Xms32m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
 JAVA_READY_TIMEOUT_S = 120.0  # the JVM start plus compiling PacedProducer.java on a loaded 2-core box
-JAVA_SILENT_TIMEOUT_S = 60.0
-WINDOW_S = 10.0  # the offered window's latencies are also reported per this many seconds  # it reports every 1 000 records; this long without a line is a hang
+JAVA_SILENT_TIMEOUT_S = 60.0  # it reports every 1 000 records; this long without a line is a hang
+WINDOW_S = 10.0  # the offered window's latencies are also reported per this many seconds
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -172,7 +172,11 @@ class JavaPacer:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._said: collections.deque[str] = collections.deque(maxlen=40)  # stdout lines outside the protocol
         threading.Thread(target=self._read, name="paced-producer-out", daemon=True).start()
-        self._expect("ready", JAVA_READY_TIMEOUT_S)
+        try:
+            self._expect("ready", JAVA_READY_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def pid(self) -> int:
@@ -313,7 +317,8 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
             pacer.close()
     got = decisions.got_ns
     lat_ms = [(got[eid] - ns) / 1e6 for eid, ns in measured.items() if eid in got]
-    by_window = latency_by_window([(ns - sent.t0_ns, (got[eid] - ns) / 1e6) for eid, ns in measured.items() if eid in got])
+    by_window = latency_by_window([(ns - sent.t0_ns, (got[eid] - ns) / 1e6)
+                                   for eid, ns in measured.items() if eid in got])
     if lat_ms and min(lat_ms) < 0:
         raise RuntimeError(f"a decision arrived {-min(lat_ms):.1f} ms before its purchase was sent: the "
                            "producer's clock is not the bench's (CLOCK_MONOTONIC expected)")

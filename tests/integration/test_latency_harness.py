@@ -90,7 +90,9 @@ def test_every_purchase_is_timed_against_its_answer(kafka_stack, tmp_path: Path,
     # the echo's hold is in every latency: a clock that ran ahead or behind would show here
     assert ECHO_DELAY_S * 1000 <= res["p50_ms"] <= res["p99_ms"] <= res["max_ms"] < 5000
     assert sum(w["n"] for w in res["by_window"]) == res["decisions_measured"]  # one 10 s window here
-    assert 250 <= res["achieved_rate"] <= 301  # ticks send what is due: never ahead of the offered rate
+    # ticks send what is due: never ahead of the offered rate (the lower bound only says it was paced at
+    # all; the window also holds the JVM reading "go" and the final flush, slow on a loaded runner)
+    assert 150 <= res["achieved_rate"] <= 301
     assert set(res["cpu_s"]) == ({"bench", "producer"} if producer == "java" else {"bench"})
     assert list(tmp_path.iterdir()) == []  # the Java producer's record and time files are removed
 
@@ -101,3 +103,4 @@ def test_a_producer_that_cannot_start_says_why(kafka_stack, tmp_path: Path, monk
         latency.JavaPacer(_lines(3), kafka_stack.bootstrap, "lat-bad.", 100.0, 0.005, tmp_path,
                           kafka.java_bin(), kafka.ensure_jars())
     assert "too small maximum heap" in str(err.value).lower()  # the JVM's own words
+    assert list(tmp_path.iterdir()) == []  # and nothing of it is left behind
