@@ -287,9 +287,15 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
     try:
         if producer == "java":
             from riskmon.services import kafka
+            from riskmon.services.procs import ServiceError
 
+            try:
+                java, lib = kafka.java_bin(), kafka.ensure_jars()
+            except ServiceError as exc:
+                raise ServiceError(f"{exc}\n(or run stage (e) with the librdkafka producer: "
+                                   "`riskmon bench --latency-producer librdkafka`)") from exc
             pacer = JavaPacer(lines, bootstrap, prefix, rate, tick_s, work_dir or Path(tempfile.gettempdir()),
-                              kafka.java_bin(), kafka.ensure_jars())
+                              java, lib)
             pids["producer"] = pacer.pid
         t_start = time.monotonic()
         cpu0 = cpu_snapshot(pids)

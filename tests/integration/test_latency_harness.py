@@ -21,6 +21,7 @@ from riskmon import outputs as out
 from riskmon.bench import latency
 from riskmon.bench.dataset import Line
 from riskmon.services import kafka
+from riskmon.services.procs import ServiceError
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +105,14 @@ def test_a_producer_that_cannot_start_says_why(kafka_stack, tmp_path: Path, monk
                           kafka.java_bin(), kafka.ensure_jars())
     assert "too small maximum heap" in str(err.value).lower()  # the JVM's own words
     assert list(tmp_path.iterdir()) == []  # and nothing of it is left behind
+
+
+def test_without_java_the_error_names_the_other_producer(kafka_stack, tmp_path: Path, monkeypatch) -> None:
+    def no_java() -> str:
+        raise ServiceError(kafka.JAVA_HINT)
+
+    monkeypatch.setattr(kafka, "java_bin", no_java)
+    kafka_stack.create_topics(["lat-nojava." + out.TOPIC_DECISIONS], 1)
+    with pytest.raises(ServiceError, match="--latency-producer librdkafka") as err:
+        latency.measure_latency(_lines(3), kafka_stack.bootstrap, "lat-nojava.", rate=100, work_dir=tmp_path)
+    assert "java (17+) is not installed" in str(err.value)
