@@ -319,8 +319,8 @@ class Engine:
                 bt, bk, bp = t, "0deferred", d
         # One pass over the ledger: the installments unpaid at the cursor (ledger order), the oldest of
         # them (due, then purchase, then k) and the earliest payment after the cursor (the first of the
-        # ledger on a tie). A mature account holds tens of installments (24-month plans), and three
-        # passes with a key function each were a fifth of a mature book's engine time
+        # ledger on a tie). A mature account holds tens of installments (24-month plans), and this scan,
+        # then three passes with a key function each, was a fifth of a mature book's in-process time
         # (docs/performance.md, session 12).
         unpaid_now = []
         oldest: Any = None

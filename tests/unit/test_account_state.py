@@ -76,3 +76,24 @@ def test_cached_rows_hold_about_their_own_size_in_memory() -> None:
     assert held / 200 < 2 * row_bytes, (held / 200, row_bytes)  # was ~8 KB per ~450-byte row
     names = {id(hit[0]) for hit in st.packed_rows.values()}
     assert len(names) == 1
+
+
+def test_reminders_are_forgotten_with_their_installments_and_only_then() -> None:
+    from riskmon.eventtime import MS_PER_DAY
+    from riskmon.ledger import split_installments
+
+    day = MS_PER_DAY
+    st = AccountState("u1")
+    st.ledger.installments = split_installments("p1", 0, 300, 3)  # due at days 30, 60, 90
+    first, second = st.ledger.installments[0], st.ledger.installments[1]
+    first.paid, first.paid_ts = first.amount, 35 * day
+    st.reminded = ["p1:1", "p1:2"]
+    st.prune(now=40 * day, dedup_window_ms=7 * day)  # cutoff day 33: the first was paid after it
+    assert len(st.ledger.installments) == 3 and st.reminded == ["p1:1", "p1:2"]
+    second.paid, second.paid_ts = second.amount, 61 * day
+    st.prune(now=50 * day, dedup_window_ms=7 * day)  # cutoff day 43: the first goes, and its reminder
+    assert [i.k for i in st.ledger.installments] == [2, 3] and st.reminded == ["p1:2"]
+    st.prune(now=60 * day, dedup_window_ms=7 * day)  # nothing removed: the live reminder stays
+    assert st.reminded == ["p1:2"]
+    st.prune(now=80 * day, dedup_window_ms=7 * day)  # cutoff day 73: the second goes too
+    assert [i.k for i in st.ledger.installments] == [3] and st.reminded == []
