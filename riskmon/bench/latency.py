@@ -322,9 +322,8 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
         if pacer is not None:
             pacer.close()
     got = decisions.got_ns
-    lat_ms = [(got[eid] - ns) / 1e6 for eid, ns in measured.items() if eid in got]
-    by_window = latency_by_window([(ns - sent.t0_ns, (got[eid] - ns) / 1e6)
-                                   for eid, ns in measured.items() if eid in got])
+    timed = [(ns - sent.t0_ns, (got[eid] - ns) / 1e6) for eid, ns in measured.items() if eid in got]
+    lat_ms = [ms for _, ms in timed]
     if lat_ms and min(lat_ms) < 0:
         raise RuntimeError(f"a decision arrived {-min(lat_ms):.1f} ms before its purchase was sent: the "
                            "producer's clock is not the bench's (CLOCK_MONOTONIC expected)")
@@ -342,7 +341,7 @@ def measure_latency(lines: Sequence[Line], bootstrap: str, prefix: str, *, rate:
         "p50_ms": round(percentile(lat_ms, 0.50), 1),
         "p99_ms": round(percentile(lat_ms, 0.99), 1),
         "max_ms": round(max(lat_ms, default=0.0), 1),
-        "by_window": by_window,
+        "by_window": latency_by_window(timed),
         "cpu_s": cpu_s,
         "cpu_share_of_machine": round(sum(cpu_s.values()) / (offered_s * (os.cpu_count() or 1)), 2),
         # what the workers got through while the rate was offered (committed; below the offered count

@@ -22,7 +22,7 @@ from typing import Any
 from riskmon.bench.latency import percentile
 from riskmon.state.accounts import AccountStore, split_stored
 from riskmon.state.redis_client import connect as redis_connect
-from streams.gc_pauses import GC_THRESHOLDS
+from streams.gc_pauses import freeze_long_lived_objects
 
 SMALL_BATCH = 50  # cold users of a typical live batch (a few hundred events, most users cached)
 SMALL_READS_PER_ROUND = 10  # 50-user reads are ~1 ms: 10 a round give a p99 of 1,000 samples, not 100
@@ -116,9 +116,7 @@ def redis_round_trips(redis_url: str, *, batch: int = 500, rounds: int = 100, se
     a pause a worker, which freezes its long-lived objects, does not take. Restored afterwards.
     """
     thresholds = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    freeze_long_lived_objects()
     try:
         return asyncio.run(_run(redis_url, batch, rounds, seed))
     finally:
