@@ -93,6 +93,7 @@ class AccountState:
         default_factory=dict, repr=False, compare=False)
     version: int = 0  # CAS version in Redis, managed by the store
     next_at: int | None | bool = field(default=False, repr=False, compare=False)  # cached next timer; False: unknown
+    next_p: Any = field(default=None, repr=False, compare=False)  # the scan that gave ``next_at`` (Engine.advance)
 
     @property
     def is_new(self) -> bool:

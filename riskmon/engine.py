@@ -63,6 +63,9 @@ class Engine:
         self.label_horizon_ms = INSTALLMENT_PERIOD_MS + self.default_ms
         self.pre_due_steps = [s for s in policy.ladder_steps if s.offset_days <= 0]
         self.dpd_steps = [s for s in policy.ladder_steps if s.offset_days > 0]
+        # the pre-due steps with their offsets in ms, and the earliest offset (``_pending``'s early stop)
+        self._pre_due = tuple((s, s.offset_days * MS_PER_DAY) for s in self.pre_due_steps)
+        self._pre_due_lo = min((off for _, off in self._pre_due), default=0)
         self.freeze_dpd = int(policy.limits["freeze_dpd"])
         self.unfreeze_after = int(policy.limits["unfreeze_on_time_installments"])
         self.labels_since_checkpoint = 0
@@ -317,39 +320,52 @@ class Engine:
             t = d[0] if d[0] > cur else cur
             if bt < 0 or t < bt:
                 bt, bk, bp = t, "0deferred", d
-        # One pass over the ledger: the installments unpaid at the cursor (ledger order), the oldest of
-        # them (due, then purchase, then k) and the earliest payment after the cursor (the first of the
-        # ledger on a tie). A mature account holds tens of installments (24-month plans), and this scan,
-        # then three passes with a key function each, was a fifth of a mature book's in-process time
-        # (docs/performance.md, session 12).
-        unpaid_now = []
-        oldest: Any = None
+        # The ledger is walked oldest first (``Ledger.due_order``), which finds the oldest installment
+        # unpaid at the cursor (due, then purchase, then k) at once and lets the pre-due scan stop at the
+        # first installment whose earliest reminder cannot beat the best instant so far: later ones are
+        # due no sooner. A mature account holds tens of installments (24-month plans), almost all due
+        # months ahead, and this scan runs for every step of every touched account's timeline
+        # (docs/performance.md, session 13). A tie between pre-due reminders goes to the installment
+        # first in ledger order, as when the ledger was scanned in that order; hence ``bn``.
+        led = st.ledger
+        src = led.installments
         pay_t = -1
         pay_inst: Any = None
-        for inst in st.ledger.installments:
+        for inst in src:  # the earliest payment after the cursor (the first of the ledger on a tie)
             pt = inst.paid_ts
-            if pt is None or pt > cur:
-                unpaid_now.append(inst)
-                if oldest is None or inst.due < oldest.due or (
-                        inst.due == oldest.due and (inst.purchase_id, inst.k) < (oldest.purchase_id, oldest.k)):
+            if pt is not None and pt > cur and (pay_t < 0 or pt < pay_t):
+                pay_t, pay_inst = pt, inst
+        oldest: Any = None
+        if src:
+            steps = self._pre_due
+            lo = self._pre_due_lo
+            reminded: set[str] | None = None
+            bn = -1  # ledger index of the best pre-due candidate
+            for n in led.due_order():
+                inst = src[n]
+                pt = inst.paid_ts
+                if pt is not None and pt <= cur:
+                    continue  # paid at the cursor: neither oldest nor reminded
+                if oldest is None:
                     oldest = inst
-                if pt is not None and (pay_t < 0 or pt < pay_t):
-                    pay_t, pay_inst = pt, inst
-        if unpaid_now and self.pre_due_steps:
-            reminded = set(st.reminded)
-            for inst in unpaid_now:
+                    if not steps:
+                        break
                 due = inst.due
+                if bt >= 0 and (due + lo if due + lo > cur else cur) > bt:
+                    break  # no reminder of this or any later installment can win, nor tie
                 ref = None
-                for step in self.pre_due_steps:
-                    at = due + step.offset_days * MS_PER_DAY
+                for step, off in steps:
+                    at = due + off
                     if at > cur or due > cur:
                         t = at if at > cur else cur
-                        if bt < 0 or t < bt:
+                        if bt < 0 or t < bt or (t == bt and bk == "1predue" and n < bn):
                             if ref is None:
                                 ref = f"{inst.purchase_id}:{inst.k}"
+                                if reminded is None:
+                                    reminded = set(st.reminded)
                                 if ref in reminded:
                                     break
-                            bt, bk, bp = t, "1predue", (inst, step, ref)
+                            bt, bk, bp, bn = t, "1predue", (inst, step, ref), n
         if oldest is not None:
             fired = st.episode.fired if st.episode else ()
             for step in self.dpd_steps:
@@ -385,11 +401,15 @@ class Engine:
         if st.is_new:
             return
         st.coll_cursor = max(st.coll_cursor, st.opened_ts)
+        # An account whose timer fired without an event has not changed since its last scan (``apply``
+        # resets ``next_at``; ``prune`` removes only what no scan reads): that scan's answer stands. Such
+        # accounts were ~half of a mature book's touches (docs/performance.md, session 13).
+        p = st.next_p if st.next_at is not False else self._pending(st)
         st.next_at = False
         for _ in range(100_000):
-            p = self._pending(st)
             if p is None or p[0] > until:
                 st.next_at = p[0] if p else None
+                st.next_p = p
                 return
             t, kind, payload = p
             st.coll_cursor = t
@@ -412,6 +432,7 @@ class Engine:
                 # negative at payment would feed the model negatives a month before the positives of the
                 # same cohort can exist (docs/model.md). Unpaid *at the horizon* is read from history.
                 self._learn(st.user_id, payload, inst is not None and (inst.paid_ts is None or inst.paid_ts >= t), t)
+            p = self._pending(st)
 
     def _on_payment(self, st: AccountState, t: int) -> None:
         """Installments got paid at ``t``: DPD moves to the next-oldest, cure, unfreeze."""

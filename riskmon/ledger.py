@@ -14,6 +14,7 @@ is paid when depends on order only as the rules above define. All amounts are in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from riskmon.eventtime import MS_PER_DAY
@@ -47,6 +48,9 @@ class Installment:
         return cls(v[0], v[1], v[2], v[3], v[4], v[5])
 
 
+_AS_ROW = attrgetter("purchase_id", "k", "due", "amount", "paid", "paid_ts")  # Installment.to_list, as a tuple
+
+
 def _due_order(i: Installment) -> tuple[int, str, int]:
     """Oldest-first order of installments: due instant, then purchase, then k."""
     return (i.due, i.purchase_id, i.k)
@@ -75,7 +79,8 @@ class Payment:
 class Ledger:
     """Installments and credit balance of one account (the money part of the account state)."""
 
-    __slots__ = ("_outstanding", "credit_balance", "installments", "purchased", "repaid")
+    __slots__ = ("_by_due", "_by_due_len", "_by_due_of", "_outstanding", "credit_balance", "installments",
+                 "purchased", "repaid")
 
     def __init__(self) -> None:
         self.installments: list[Installment] = []  # unpaid ones + recently paid (pruned by caller)
@@ -83,6 +88,9 @@ class Ledger:
         self.purchased = 0
         self.repaid = 0
         self._outstanding: int | None = None  # cached sum; every mutation below resets it
+        self._by_due: list[int] = []  # cached :meth:`due_order` of ``_by_due_of`` at ``_by_due_len`` entries
+        self._by_due_of: list[Installment] | None = None
+        self._by_due_len = 0
 
     @property
     def outstanding(self) -> int:
@@ -102,9 +110,32 @@ class Ledger:
             (i for i in self.installments if i.paid_ts is None), key=_due_order
         )
 
+    def due_order(self) -> list[int]:
+        """Indices into ``installments``, oldest first (due, purchase, k; ledger order on a tie).
+
+        Why: the collection timeline asks, at every step of every touched account, for the oldest
+        installment unpaid at its cursor and the next pre-due reminder. A mature account holds tens of
+        installments (24-month plans), almost all due months ahead, so walking them oldest first and
+        stopping at the first that cannot matter replaces a scan of all of them (docs/performance.md,
+        session 13). Cached, and checked rather than invalidated: the order depends only on which
+        installments the list holds (their due, purchase and k never change), and the list only grows
+        (:meth:`purchase`) or is replaced (:meth:`prune_paid`, :meth:`from_dict`), so the same list
+        object at the same length has the same order. Paying changes neither.
+        """
+        src = self.installments
+        if self._by_due_of is not src or self._by_due_len != len(src):
+            self._by_due = sorted(range(len(src)), key=lambda n: _due_order(src[n]))
+            self._by_due_of, self._by_due_len = src, len(src)
+        return self._by_due
+
     def oldest_unpaid(self) -> Installment | None:
-        """The installment that drives DPD (the first of :meth:`unpaid`, found without sorting)."""
-        return min((i for i in self.installments if i.paid_ts is None), key=_due_order, default=None)
+        """The installment that drives DPD: the first of :meth:`unpaid`, the first unpaid in :meth:`due_order`."""
+        src = self.installments
+        for n in self.due_order():
+            inst = src[n]
+            if inst.paid_ts is None:
+                return inst
+        return None
 
     def purchase(self, purchase_id: str, ts: int, amount: int, n: int, grace_ms: int) -> Payment:
         """Add a purchase's installments; a credit balance pays them at once (oldest first)."""
@@ -140,14 +171,16 @@ class Ledger:
 
     def prune_paid(self, keep_after_ts: int) -> int:
         """Forget installments paid before ``keep_after_ts`` (their effects live in counters); how many."""
-        before = len(self.installments)
-        self.installments = [i for i in self.installments if i.paid_ts is None or i.paid_ts >= keep_after_ts]
-        return before - len(self.installments)
+        kept = [i for i in self.installments if i.paid_ts is None or i.paid_ts >= keep_after_ts]
+        removed = len(self.installments) - len(kept)
+        if removed:  # the same list otherwise: :meth:`due_order` stays cached (prune runs at every touch)
+            self.installments = kept
+        return removed
 
     def to_dict(self) -> dict[str, Any]:
         """Compact form for the state blob."""
         return {
-            "i": [i.to_list() for i in self.installments],
+            "i": list(map(_AS_ROW, self.installments)),  # tuples: the same JSON arrays as ``to_list``, built in C
             "cb": self.credit_balance,
             "pu": self.purchased,
             "re": self.repaid,
