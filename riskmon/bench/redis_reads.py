@@ -21,6 +21,7 @@ from typing import Any
 
 from riskmon.bench.latency import percentile
 from riskmon.state.accounts import AccountStore, split_stored
+from riskmon.state.layout import ACCOUNT_PATTERN, ACCOUNT_PREFIX
 from riskmon.state.redis_client import connect as redis_connect
 from streams.gc_pauses import freeze_long_lived_objects
 
@@ -33,7 +34,7 @@ LAYOUT_1_READ_LUA = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.c
 async def _copy_as_layout_1(client: Any, users: set[str]) -> None:
     """Write each user's stored state again as layout 1 would have: a hash {v, s} under the scratch prefix."""
     ordered = sorted(users)
-    raw = await client.mget([f"rm:u:{u}" for u in ordered])
+    raw = await client.mget([ACCOUNT_PREFIX + u for u in ordered])
     pipe = client.pipeline(transaction=False)
     for u, value in zip(ordered, raw, strict=True):
         version, blob = split_stored(value)
@@ -45,7 +46,7 @@ async def _copy_as_layout_1(client: Any, users: set[str]) -> None:
 async def _run(redis_url: str, batch: int, rounds: int, seed: int) -> dict[str, float]:
     client = redis_connect(redis_url)  # the worker's client (hiredis packing)
     try:
-        users = sorted([k.decode()[5:] async for k in client.scan_iter("rm:u:*", count=5000)])
+        users = sorted([k.decode()[len(ACCOUNT_PREFIX):] async for k in client.scan_iter(ACCOUNT_PATTERN, count=5000)])
         if not users:
             raise RuntimeError("no account states in Redis: run the pipeline first")
         rng = random.Random(seed)

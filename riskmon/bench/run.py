@@ -28,6 +28,7 @@ from riskmon.config import Settings
 from riskmon.contract import INPUT_TOPICS
 from riskmon.services import procs
 from riskmon.services.stack import Stack
+from riskmon.state.layout import ACCOUNT_PATTERN
 from streams import latency_trace
 from streams.topics import all_topic_names
 
@@ -361,7 +362,7 @@ def _memory_stage(run: _Run, stack: Stack, r: Any, cfg: BenchConfig, worker: lis
 
 def _redis_users(r: Any, base_mem: int) -> dict[str, Any]:
     """Users with state in Redis (``rm:u:*``), Redis memory now, and MiB per 1k users over ``base_mem``."""
-    users = len(list(r.scan_iter("rm:u:*", count=5000)))
+    users = len(list(r.scan_iter(ACCOUNT_PATTERN, count=5000)))
     used = int(r.info("memory")["used_memory"])
     return {"users": users, "used_memory_mb": round(used / 2**20, 1),
             "mb_per_1k_users": round((used - base_mem) / 2**20 / max(users, 1) * 1000, 3)}

@@ -27,10 +27,10 @@ import redis
 import redis.asyncio as aioredis
 
 from riskmon.account import AccountState
-from riskmon.state.layout import ACCOUNT_PATTERN
+from riskmon.state.layout import ACCOUNT_PATTERN, ACCOUNT_PREFIX
 from riskmon.state.lru import BudgetedLRU
 
-COMMIT_LUA = r"""
+COMMIT_LUA = f"local ACCOUNT_PREFIX = '{ACCOUNT_PREFIX}'\n" + r"""
 local n = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local max_seen = tonumber(ARGV[3])
@@ -40,13 +40,13 @@ local nm = tonumber(ARGV[6])
 local i = 7
 local conflicts = {}
 for k = 0, n - 1 do
-  local key = 'rm:u:' .. ARGV[i + 3 * k]
+  local key = ACCOUNT_PREFIX .. ARGV[i + 3 * k]
   local v = string.match(redis.call('GETRANGE', key, 0, 20), '^(%d+)|') or '0'
   if v ~= ARGV[i + 3 * k + 1] then table.insert(conflicts, ARGV[i + 3 * k]) end
 end
 if #conflicts > 0 then return {0, conflicts, redis.call('GET', 'rm:wm') or '0'} end
 for k = 0, n - 1 do
-  local key = 'rm:u:' .. ARGV[i + 3 * k]
+  local key = ACCOUNT_PREFIX .. ARGV[i + 3 * k]
   redis.call('SET', key, ARGV[i + 3 * k + 2], 'EX', ttl)
 end
 i = i + 3 * n
@@ -152,7 +152,7 @@ class AccountStore:
     async def fetch(self, users: list[str]) -> list[tuple[int, bytes | None]]:
         """``(version, state blob)`` of each user as stored ((0, None) when absent): one MGET."""
         t0 = time.perf_counter()
-        raw = await self.redis.mget([f"rm:u:{u}" for u in users])
+        raw = await self.redis.mget([ACCOUNT_PREFIX + u for u in users])
         self.last_fetch_s = time.perf_counter() - t0
         rows = [split_stored(r) for r in raw]
         self.round_trips += 1

@@ -21,7 +21,8 @@ import redis.asyncio as aioredis
 
 LAYOUT_KEY = "rm:layout"
 CURRENT_LAYOUT = 2
-ACCOUNT_PATTERN = "rm:u:*"
+ACCOUNT_PREFIX = "rm:u:"  # + user id: one account state (every reader and writer spells the key from here)
+ACCOUNT_PATTERN = ACCOUNT_PREFIX + "*"
 
 # Per key of a batch: a layout-1 hash becomes the layout-2 string with the same version, blob and
 # remaining TTL; anything else (already converted, or gone since the scan) is left alone. Atomic per
