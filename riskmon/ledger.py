@@ -14,7 +14,6 @@ is paid when depends on order only as the rules above define. All amounts are in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
 from riskmon.eventtime import MS_PER_DAY
@@ -46,9 +45,6 @@ class Installment:
     def from_list(cls, v: list[Any]) -> Installment:
         """Inverse of :meth:`to_list`."""
         return cls(v[0], v[1], v[2], v[3], v[4], v[5])
-
-
-_AS_ROW = attrgetter("purchase_id", "k", "due", "amount", "paid", "paid_ts")  # Installment.to_list, as a tuple
 
 
 def _due_order(i: Installment) -> tuple[int, str, int]:
@@ -180,7 +176,7 @@ class Ledger:
     def to_dict(self) -> dict[str, Any]:
         """Compact form for the state blob."""
         return {
-            "i": list(map(_AS_ROW, self.installments)),  # tuples: the same JSON arrays as ``to_list``, built in C
+            "i": [i.to_list() for i in self.installments],
             "cb": self.credit_balance,
             "pu": self.purchased,
             "re": self.repaid,
