@@ -101,10 +101,9 @@ class Ledger:
         return self._outstanding
 
     def unpaid(self) -> list[Installment]:
-        """Unpaid installments, oldest first."""
-        return sorted(
-            (i for i in self.installments if i.paid_ts is None), key=_due_order
-        )
+        """Unpaid installments, oldest first (in :meth:`due_order`, which is kept, rather than sorted again)."""
+        src = self.installments
+        return [src[n] for n in self.due_order() if src[n].paid_ts is None]
 
     def due_order(self) -> list[int]:
         """Indices into ``installments``, oldest first (due, purchase, k; ledger order on a tie).
