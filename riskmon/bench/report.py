@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
+from riskmon.bench.latency import WINDOW_S
+
 STAGE_TITLES = {
     "a_raw": "(a) raw aiokafka + orjson",
     "b_naive": "(b) naive Faust, 1 event at a time",
@@ -53,7 +55,7 @@ def render(report: dict[str, Any]) -> Group:
                       f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
                       f"({lat['decisions_measured']:,} decisions)")
         if lat.get("by_window"):
-            other.add_row("  p50 / p99 by 10 s of sending (the book ages as it runs)",
+            other.add_row(f"  p50 / p99 by {WINDOW_S:g} s of sending (the book ages as it runs)",
                           ", ".join(f"{w['p50_ms']:.0f}/{w['p99_ms']:.0f}" for w in lat["by_window"]) + " ms")
         if lat.get("cpu_s"):
             other.add_row(f"  CPU s while offered ({lat['cpu_share_of_machine']:.0%} of the machine)",
