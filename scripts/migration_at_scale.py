@@ -3,9 +3,9 @@
 Why a script: the integration test migrates 1.2k small states; an operator planning the upgrade of a
 Redis with hundreds of thousands of users needs the time it takes with real, mature states, and the
 proof that every key survives (version, blob, remaining TTL). This builds mature states by running the
-engine over the bench's input (as ``scripts/engine_aging.py`` does), writes ``--keys`` layout-1 hashes
-cycling their blobs, migrates them with a progress bar, then checks every key and that a rerun
-converts nothing::
+engine over the bench's input (``riskmon.offline.run_offline``, a single worker's loop), writes
+``--keys`` layout-1 hashes cycling their blobs, migrates them with a progress bar, then checks every key
+and that a rerun converts nothing::
 
     .venv/bin/python scripts/migration_at_scale.py                 # 200k keys (~1.2 GB of Redis)
     .venv/bin/python scripts/migration_at_scale.py --keys 50000
@@ -23,12 +23,10 @@ from pathlib import Path
 import redis
 from rich.progress import Progress
 
-from riskmon.account import AccountState
 from riskmon.bench import dataset
 from riskmon.config import Settings
-from riskmon.contract import TOPIC_METRICS, Rejected, decode
 from riskmon.engine import Engine
-from riskmon.eventtime import Watermark
+from riskmon.offline import run_offline
 from riskmon.policy import load_policy
 from riskmon.services import procs
 from riskmon.services.redis import start_redis
@@ -42,17 +40,8 @@ def mature_blobs(events: int, users: int) -> list[bytes]:
     """State blobs of the accounts the engine holds after ``events`` input messages of the bench's data."""
     settings = Settings()
     engine = Engine.for_settings(settings, load_policy(settings.policy_path))
-    states: dict[str, AccountState] = {}
-    wm = Watermark(engine.lateness_ms)
-    evs = [ev for line in dataset.build_lines(events, users, 200, 7) if line.topic != TOPIC_METRICS
-           for ev in [decode(line.topic, line.value)] if not isinstance(ev, Rejected)]
-    for b0 in range(0, len(evs), 500):
-        batch = evs[b0:b0 + 500]
-        for ev in batch:
-            states.setdefault(ev.user_id, AccountState(ev.user_id))
-            wm.observe(ev.ts)
-        engine.process(batch, states, wm.value)
-    return [st.to_bytes() for st in states.values() if not st.is_new]
+    run = run_offline(((line.topic, line.value) for line in dataset.build_lines(events, users, 200, 7)), engine)
+    return [st.to_bytes() for st in run.states.values() if not st.is_new]
 
 
 def main() -> None:
