@@ -2,7 +2,8 @@
 
 Why a package of its own: the numbers in docs/performance.md must be reproducible by one command and
 comparable within one run (same machine load, same data), so every stage — raw client, naive Faust,
-riskmon with 1 and 2 workers, paced latency, Redis round trips — runs against the same generated data
+riskmon with 1 and 2 workers, paced latency (and its floor: the same harness with workers that do
+only the plumbing), Redis round trips — runs against the same generated data
 and the same broker, and reports side by side.
 
 Public API::

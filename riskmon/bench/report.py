@@ -48,9 +48,12 @@ def render(report: dict[str, Any]) -> Group:
     other = Table(title="Latency, Redis, memory")
     other.add_column("measure")
     other.add_column("value", justify="right")
+    floor = report.get("latency_floor")
+    if floor:
+        _floor_rows(other, floor)
     lat = report.get("latency")
     if lat:
-        other.add_row(f"event -> decision at {lat['offered_rate']:.0f}/s (achieved {lat['achieved_rate']:.0f}/s, "
+        other.add_row(f"(e) event -> decision at {lat['offered_rate']:.0f}/s (achieved {lat['achieved_rate']:.0f}/s, "
                       f"{lat.get('workers', 1)} worker(s), {lat.get('producer', 'librdkafka')} producer)",
                       f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
                       f"({lat['decisions_measured']:,} decisions)")
@@ -106,10 +109,34 @@ def render(report: dict[str, Any]) -> Group:
                       f"{mem['worker_us_per_msg']} µs CPU per message, Redis {mem['redis_mb_per_1k_users']:.2f} MiB "
                       "per 1k users")
 
-    tg = Table(title="Targets")
-    for col in ("target", "wanted", "measured", "met"):
+    tg = Table(title="Targets", caption="floor (e0): the same measure with workers that do only the plumbing "
+                                         "(no riskmon work), same rate, same run" if "latency_floor" in report else None)
+    for col in ("target", "wanted", "measured", "met", "floor (e0)"):
         tg.add_column(col)
     for name, t in report.get("targets", {}).items():
         met = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[t["met"]]
-        tg.add_row(name, t["target"], _fmt(t["value"]), met)
+        tg.add_row(name, t["target"], _fmt(t["value"]), met, _fmt(t.get("floor")))
     return Group(thr, other, tg)
+
+
+def _floor_rows(table: Table, floor: dict[str, Any]) -> None:
+    """Stage (e0)'s rows: what the harness measures when the workers do only the plumbing."""
+    table.add_row(f"(e0) floor: workers with the plumbing only, at {floor['offered_rate']:.0f}/s "
+                  f"(achieved {floor['achieved_rate']:.0f}/s, {floor.get('workers', 1)} worker(s))",
+                  f"p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms, max {floor['max_ms']} ms "
+                  f"({floor['decisions_measured']:,} decisions)")
+    if floor.get("by_window"):
+        table.add_row(f"  p50 / p99 by {WINDOW_S:g} s of sending",
+                      ", ".join(f"{w['p50_ms']:.0f}/{w['p99_ms']:.0f}" for w in floor["by_window"]) + " ms")
+    if floor.get("cpu_s"):
+        table.add_row(f"  CPU s while offered ({floor['cpu_share_of_machine']:.0%} of the machine)",
+                      ", ".join(f"{k} {v:.1f}" for k, v in floor["cpu_s"].items()))
+    if floor.get("worker_us_per_msg"):
+        table.add_row("  the workers' CPU per message (Faust, aiokafka, the event loop, 2 Redis + 1 publish round "
+                      "trips per batch)", f"{floor['worker_us_per_msg']} µs")
+    wb = floor.get("worker_breakdown") or {}
+    if wb.get("batches"):
+        table.add_row(f"  per batch ({wb['batches']:,}; p50 {wb['batch_events_p50']:.0f} events), p50 / p99: "
+                      "broker -> worker, Redis read, publish + ack",
+                      f"{wb['in_p50_ms']} / {wb['in_p99_ms']}, {wb['batch_load_p50_ms']} / {wb['batch_load_p99_ms']}, "
+                      f"{wb['batch_publish_p50_ms']} / {wb['batch_publish_p99_ms']} ms")

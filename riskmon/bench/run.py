@@ -1,6 +1,6 @@
-"""Orchestration of one bench run: services, data, the six stages, the report dict.
+"""Orchestration of one bench run: services, data, the stages, the report dict.
 
-Stage order and isolation: (a) and (b) read one copy of the input; (c), (d) and the latency stage each
+Stage order and isolation: (a) and (b) read one copy of the input; (c), (d) and the latency stages each
 get their own topic prefix (so no stage sees another's outputs or alerts) and an emptied Redis (so
 each starts with no state, like a fresh deployment). Producing is done before a stage starts and is
 never part of its time.
@@ -55,6 +55,9 @@ class BenchConfig:
     # per message in small live batches), so with one (e) measured a growing backlog, not latency
     latency_workers: int = 2
     latency_producer: str = "java"  # (e)'s paced producer: "java" (kafka-clients) or "librdkafka"
+    # (e0) before (e): the same harness, rate and length, with workers that do only the plumbing
+    # (riskmon.bench.floor_app): the machine's own latency and Redis-read floor, from the same run
+    latency_floor: bool = True
     pure_stage: bool = True  # (c') compiled and pure-Python workers side by side, when (c) runs compiled
     memory_users: int = 100_000  # stage (g): one worker owning this many users (0: skip)
     memory_events_per_user: int = 4
@@ -239,47 +242,63 @@ def run_bench(cfg: BenchConfig, settings: Settings, progress: Progress | None = 
             report["memory"] = _memory_stage(run, stack, r, cfg, worker, say)
 
         if not cfg.skip_latency:
-            prefix = run.prefix("e")
-            stack.create_topics(all_topic_names(prefix), cfg.partitions)
-            r.flushdb()
-            group = f"bench-{run.run_id}-latency"
-            n_lat = max(1, cfg.latency_workers)
-            say(f"(e) latency at {cfg.latency_rate:.0f} events/s for {cfg.latency_seconds:.0f}s ({n_lat} worker(s), "
-                f"batch window {cfg.latency_batch_within_s * 1000:.0f} ms)")
-            env = {**stack.env(), "RISKMON_APP_ID": group, "RISKMON_TOPIC_PREFIX": prefix,
-                   "RISKMON_PARTITIONS": str(cfg.partitions), "RISKMON_BATCH_WITHIN_S": str(cfg.latency_batch_within_s),
-                   "RISKMON_TRACE_LATENCY": "1"}
-            wps: list[procs.Proc] = []
-            watch: drain.GroupWatch | None = None
-            try:
-                for i in range(n_lat):
-                    wps.append(procs.start(f"worker-latency-{i}", worker, log_dir=run.log_dir, cwd=run.work_dir(),
-                                           env={**env, "FAUST_WEB_PORT": str(procs.free_port())}))
-                _group_stable(stack.bootstrap, group, n_lat, 120, wps)
-                watch = drain.GroupWatch(stack.bootstrap, group, [prefix + t for t in INPUT_TOPICS])
-                report["latency"] = {**latency.measure_latency(
-                    lines[:n_latency], stack.bootstrap, prefix, rate=cfg.latency_rate, warmup_s=cfg.latency_warmup_s,
-                    progress=_counter(run.progress, "(e) latency", n_latency),
-                    pids={**run.service_pids(stack), **{wp.name: wp.pid for wp in wps}},
-                    consumed=functools.partial(watch.committed, clamp=False), producer=cfg.latency_producer,
-                    work_dir=run.work_dir()),
-                    "batch_within_s": cfg.latency_batch_within_s, "workers": n_lat}
-                time.sleep(latency_trace.FLUSH_EVERY_S + 0.5)  # the workers ship their last trace samples
-                report["latency"]["worker_breakdown"] = latency.summarise_worker_trace(
-                    r.lrange(latency_trace.TRACE_KEY, 0, -1), cfg.latency_warmup_s)
-                for wp in wps:
-                    if not wp.alive():
-                        raise RuntimeError(f"latency worker {wp.name} exited:\n{wp.log_tail()}")
-            finally:
-                if watch is not None:
-                    watch.close()
-                for wp in wps:
-                    procs.stop(wp)
+            lat_lines = lines[:n_latency]
+            if cfg.latency_floor:
+                say("(e0) latency floor: the same harness, workers with riskmon's plumbing and none of its work")
+                report["latency_floor"] = _latency_stage(
+                    run, stack, r, cfg, lat_lines, "e0", [sys.executable, "-m", "riskmon.bench.floor_app"],
+                    "(e0) floor")
+            say(f"(e) latency at {cfg.latency_rate:.0f} events/s for {cfg.latency_seconds:.0f}s "
+                f"({max(1, cfg.latency_workers)} worker(s), batch window {cfg.latency_batch_within_s * 1000:.0f} ms)")
+            report["latency"] = _latency_stage(run, stack, r, cfg, lat_lines, "e", worker, "(e) latency")
         r.close()
     report["ratios"] = _ratios(report["stages"])
     report["targets"] = evaluate_targets(report)
     report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return report
+
+
+def _latency_stage(run: _Run, stack: Stack, r: Any, cfg: BenchConfig, lines: list[dataset.Line], stage: str,
+                   worker: list[str], label: str) -> dict[str, Any]:
+    """Offer ``lines`` at ``cfg.latency_rate`` to ``cfg.latency_workers`` processes of ``worker`` (one
+    group, fresh topics, emptied Redis) and measure event -> decision (``latency.measure_latency``), plus
+    the workers' own trace. Stages (e0) and (e) differ only in ``worker``."""
+    prefix = run.prefix(stage)
+    stack.create_topics(all_topic_names(prefix), cfg.partitions)
+    r.flushdb()
+    group = f"bench-{run.run_id}-latency-{stage}"
+    n_lat = max(1, cfg.latency_workers)
+    name = "worker-latency" if stage == "e" else f"worker-latency-{stage}"  # (e)'s names as before (e0)
+    env = {**stack.env(), "RISKMON_APP_ID": group, "RISKMON_TOPIC_PREFIX": prefix,
+           "RISKMON_PARTITIONS": str(cfg.partitions), "RISKMON_BATCH_WITHIN_S": str(cfg.latency_batch_within_s),
+           "RISKMON_TRACE_LATENCY": "1"}
+    wps: list[procs.Proc] = []
+    watch: drain.GroupWatch | None = None
+    try:
+        for i in range(n_lat):
+            wps.append(procs.start(f"{name}-{i}", worker, log_dir=run.log_dir, cwd=run.work_dir(),
+                                   env={**env, "FAUST_WEB_PORT": str(procs.free_port())}))
+        _group_stable(stack.bootstrap, group, n_lat, 120, wps)
+        watch = drain.GroupWatch(stack.bootstrap, group, [prefix + t for t in INPUT_TOPICS])
+        res = {**latency.measure_latency(
+            lines, stack.bootstrap, prefix, rate=cfg.latency_rate, warmup_s=cfg.latency_warmup_s,
+            progress=_counter(run.progress, label, len(lines)),
+            pids={**run.service_pids(stack), **{wp.name: wp.pid for wp in wps}},
+            consumed=functools.partial(watch.committed, clamp=False), producer=cfg.latency_producer,
+            work_dir=run.work_dir()),
+            "batch_within_s": cfg.latency_batch_within_s, "workers": n_lat}
+        time.sleep(latency_trace.FLUSH_EVERY_S + 0.5)  # the workers ship their last trace samples
+        res["worker_breakdown"] = latency.summarise_worker_trace(
+            r.lrange(latency_trace.TRACE_KEY, 0, -1), cfg.latency_warmup_s)
+        for wp in wps:
+            if not wp.alive():
+                raise RuntimeError(f"latency worker {wp.name} exited:\n{wp.log_tail()}")
+        return res
+    finally:
+        if watch is not None:
+            watch.close()
+        for wp in wps:
+            procs.stop(wp)
 
 
 def _redis_db(url: str, db: int) -> str:

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "on that same data: (a) raw aiokafka consume + orjson decode; (b) a naive one-event-at-a-time Faust "
         "agent (decode + Redis GET + SET per event); (c) the full pipeline with 1 worker; (d) with 2 workers; "
         "(e) event -> decision latency at a paced offered rate (2 workers, the Kafka Java client producing; p50 / p99 "
-        "also per 10 s of sending, as the book ages); (f) AccountStore load/commit round trips; "
+        "also per 10 s of sending, as the book ages), preceded by (e0), the same harness with workers that do only "
+        "the plumbing (riskmon.bench.floor_app): the machine's and the libraries' own latency floor; (f) AccountStore load/commit round trips; "
         "(g) memory: one worker owning --memory-users users; when (c) runs the compiled build (`riskmon accel "
         "status`), (c') drains the same events with a compiled and a pure-Python worker at the same time, for "
         "the compiled build's gain in CPU per message (pure_cpu/compiled_cpu). "
@@ -36,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-latency", action="store_true", help="skip stage (e) (it takes --latency-seconds)")
     p.add_argument("--rate", type=float, default=5000.0, help="offered rate of stage (e), events/s (default 5000)")
     p.add_argument("--latency-seconds", type=float, default=60.0, help="duration of stage (e) (default 60)")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip (e0), the latency floor: before (e), the same harness at the same rate and length with "
+                        "workers that do only the plumbing (fetch, decode, one Redis read, publish, one Redis write; "
+                        "no riskmon work), so the latency targets have a same-run denominator (takes as long as (e))")
     p.add_argument("--latency-window", type=float, default=0.01,
                    help="worker batch window (RISKMON_BATCH_WITHIN_S) during stage (e), seconds (default 0.01)")
     p.add_argument("--latency-workers", type=int, default=2,
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                       latency_rate=args.rate, latency_seconds=args.latency_seconds,
                       latency_batch_within_s=args.latency_window,
                       latency_workers=args.latency_workers, latency_producer=args.latency_producer,
+                      latency_floor=not args.no_floor,
                       memory_users=args.memory_users, pure_stage=not args.no_pure,
                       redis_batch=args.redis_batch, group_initial_delay_ms=args.group_delay_ms,
                       profile_dir=args.profile)

@@ -74,6 +74,15 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     # the state read's Redis round trip alone, over the batches that read from Redis (new users do)
     assert 0 < wb["batches_with_redis_read"] <= wb["batches"]
     assert wb["batch_redis_round_trip_p99_ms"] >= wb["batch_redis_round_trip_p50_ms"] > 0
+    floor = report["latency_floor"]  # (e0): the same harness, workers with the plumbing only
+    assert floor["workers"] == 2 and floor["purchases_unanswered"] == 0  # the floor answered every purchase too
+    assert floor["decisions_measured"] > 0 and floor["max_ms"] >= floor["p99_ms"] >= floor["p50_ms"] > 0
+    assert set(floor["cpu_s"]) == {"worker-latency-e0-0", "worker-latency-e0-1", "redis", "bench", "producer"}
+    fb = floor["worker_breakdown"]  # it traced its batches as the real worker does: a read and a publish each
+    assert fb["batches"] > 0 and fb["batch_load_p50_ms"] > 0 and fb["batch_publish_p50_ms"] > 0
+    assert fb["batch_engine_p99_ms"] == 0  # no riskmon work
+    assert report["targets"]["p99 event->decision < 50 ms"]["floor"] == floor["p99_ms"]
+    assert report["targets"]["redis read p99 < 2 ms (per live batch)"]["floor"] == fb["batch_load_p99_ms"]
     mem = report["memory"]  # (g): one worker owning memory_users users, 4 events each
     assert mem["users"] == 200 and mem["events"] == 800 and 0 < mem["users_with_state"] <= 200
     assert mem["worker_us_per_msg"] > 0 and mem["redis_mb_per_1k_users"] > 0
@@ -91,5 +100,5 @@ def test_bench_runs_every_stage_on_all_events(kafka_stack, settings) -> None:
     else:
         assert report["ratios"]["pure_cpu_over_compiled_cpu"] is None
     assert all(t["met"] in (True, False) for t in report["targets"].values())
-    assert {"produce (a,b)", "(a) raw", "(e) latency"} <= seen
+    assert {"produce (a,b)", "(a) raw", "(e0) floor", "(e) latency"} <= seen
     render(report)  # the table renders from the report alone
