@@ -40,6 +40,19 @@ DEFAULT_HEAP = "512m"
 # benchmark can ask for the full JIT: KAFKA_JVM_PERFORMANCE_OPTS="-XX:+UseG1GC".
 FAST_START_JVM_OPTS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
 
+
+def broker_heap_opts(heap: str) -> list[str]:
+    """The broker's heap: all of it from the start, its pages touched before it serves.
+
+    Why (docs/performance.md, session 14): started at -Xms64m, the broker's heap was nearly full of
+    promoted objects after the bench's first stages; under (e)'s 5k/s it then ran a young collection
+    every ~0.45 s (pauses up to 37 ms) and a 93 ms full collection while it grew. With the whole heap
+    up front but untouched, its first three young collections took ~100 ms each, faulting in fresh pages.
+    Every pause stops the broker, so each showed as a latency spike in every consumer's fetch. Kafka's
+    own start script also fixes the heap (-Xms = -Xmx); pre-touching 512 MB adds well under a second.
+    """
+    return [f"-Xmx{heap}", f"-Xms{heap}", "-XX:+AlwaysPreTouch"]
+
 JAVA_HINT = ("java (17+) is not installed: `sudo apt-get install -y openjdk-17-jre-headless` "
              "(Debian/Ubuntu) or `brew install openjdk@17`.")
 MAVEN_HINT = "mvn is not installed: `sudo apt-get install -y maven` (Debian/Ubuntu) or `brew install maven`."
@@ -213,7 +226,7 @@ def start_kafka(
     log4j.write_text(LOG4J2)
     classpath = f"{lib}/*"
     perf = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS", "").split() or list(FAST_START_JVM_OPTS)
-    jvm = [java, f"-Xmx{heap}", "-Xms64m", *perf, "-Djava.awt.headless=true",
+    jvm = [java, f"-Xmx{heap}", *perf, "-Djava.awt.headless=true",
            f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
     meta = data_dir / "meta.properties"
     if not meta.exists():
@@ -224,7 +237,8 @@ def start_kafka(
             raise ServiceError(f"Kafka storage format failed in {data_dir}:\n"
                                f"{(result.stdout + result.stderr)[-3000:]}")
     cluster_id = _read_cluster_id(meta)
-    proc = procs.start("kafka", [*jvm, MAIN_CLASS, str(props)], log_dir=var_dir / "logs", detach=detach)
+    broker = [java, *broker_heap_opts(heap), *jvm[2:]]  # the storage tool above needs no fixed heap
+    proc = procs.start("kafka", [*broker, MAIN_CLASS, str(props)], log_dir=var_dir / "logs", detach=detach)
     bootstrap = f"127.0.0.1:{port}"
     try:
         procs.wait_for_port(proc, "127.0.0.1", port, timeout=timeout)
