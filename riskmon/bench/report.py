@@ -53,16 +53,9 @@ def render(report: dict[str, Any]) -> Group:
         _floor_rows(other, floor)
     lat = report.get("latency")
     if lat:
-        other.add_row(f"(e) event -> decision at {lat['offered_rate']:.0f}/s (achieved {lat['achieved_rate']:.0f}/s, "
-                      f"{lat.get('workers', 1)} worker(s), {lat.get('producer', 'librdkafka')} producer)",
-                      f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
-                      f"({lat['decisions_measured']:,} decisions)")
-        if lat.get("by_window"):
-            other.add_row(f"  p50 / p99 by {WINDOW_S:g} s of sending (the book ages as it runs)",
-                          ", ".join(f"{w['p50_ms']:.0f}/{w['p99_ms']:.0f}" for w in lat["by_window"]) + " ms")
-        if lat.get("cpu_s"):
-            other.add_row(f"  CPU s while offered ({lat['cpu_share_of_machine']:.0%} of the machine)",
-                          ", ".join(f"{k} {v:.1f}" for k, v in lat["cpu_s"].items()))
+        _latency_head(other, lat, f"(e) event -> decision at {lat['offered_rate']:.0f}/s (achieved "
+                      f"{lat['achieved_rate']:.0f}/s, {lat.get('workers', 1)} worker(s), "
+                      f"{lat.get('producer', 'librdkafka')} producer)", " (the book ages as it runs)")
         if lat.get("worker_us_per_msg"):
             other.add_row("  messages the workers committed meanwhile, their CPU per message",
                           f"{lat['worker_msgs_while_offered']:,}, {lat['worker_us_per_msg']} µs")
@@ -121,16 +114,8 @@ def render(report: dict[str, Any]) -> Group:
 
 def _floor_rows(table: Table, floor: dict[str, Any]) -> None:
     """Stage (e0)'s rows: what the harness measures when the workers do only the plumbing."""
-    table.add_row(f"(e0) floor: workers with the plumbing only, at {floor['offered_rate']:.0f}/s "
-                  f"(achieved {floor['achieved_rate']:.0f}/s, {floor.get('workers', 1)} worker(s))",
-                  f"p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms, max {floor['max_ms']} ms "
-                  f"({floor['decisions_measured']:,} decisions)")
-    if floor.get("by_window"):
-        table.add_row(f"  p50 / p99 by {WINDOW_S:g} s of sending",
-                      ", ".join(f"{w['p50_ms']:.0f}/{w['p99_ms']:.0f}" for w in floor["by_window"]) + " ms")
-    if floor.get("cpu_s"):
-        table.add_row(f"  CPU s while offered ({floor['cpu_share_of_machine']:.0%} of the machine)",
-                      ", ".join(f"{k} {v:.1f}" for k, v in floor["cpu_s"].items()))
+    _latency_head(table, floor, f"(e0) floor: workers with the plumbing only, at {floor['offered_rate']:.0f}/s "
+                  f"(achieved {floor['achieved_rate']:.0f}/s, {floor.get('workers', 1)} worker(s))", "")
     if floor.get("worker_us_per_msg"):
         table.add_row("  the workers' CPU per message (Faust, aiokafka, the event loop, 2 Redis + 1 publish round "
                       "trips per batch)", f"{floor['worker_us_per_msg']} µs")
@@ -140,3 +125,15 @@ def _floor_rows(table: Table, floor: dict[str, Any]) -> None:
                       "broker -> worker, Redis read, publish + ack",
                       f"{wb['in_p50_ms']} / {wb['in_p99_ms']}, {wb['batch_load_p50_ms']} / {wb['batch_load_p99_ms']}, "
                       f"{wb['batch_publish_p50_ms']} / {wb['batch_publish_p99_ms']} ms")
+
+
+def _latency_head(table: Table, lat: dict[str, Any], title: str, window_note: str) -> None:
+    """The rows (e) and (e0) share: p50 / p99 / max, the same per window of sending, the CPU split."""
+    table.add_row(title, f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
+                         f"({lat['decisions_measured']:,} decisions)")
+    if lat.get("by_window"):
+        table.add_row(f"  p50 / p99 by {WINDOW_S:g} s of sending{window_note}",
+                      ", ".join(f"{w['p50_ms']:.0f}/{w['p99_ms']:.0f}" for w in lat["by_window"]) + " ms")
+    if lat.get("cpu_s"):
+        table.add_row(f"  CPU s while offered ({lat['cpu_share_of_machine']:.0%} of the machine)",
+                      ", ".join(f"{k} {v:.1f}" for k, v in lat["cpu_s"].items()))
