@@ -8,11 +8,14 @@ settings, event loop, log level, GC freeze and batching window) and reads the sa
 batch it only does the round trips the architecture cannot avoid:
 
 1. decode every message (``riskmon.contract.decode``, as the runtime does);
-2. one Redis ``MGET`` of the batch's account keys (the state read; the keys are absent, so Redis returns
-   nils: the round trip and the wait for the event loop, not the decoding of states);
+2. one Redis ``MGET`` of one key per user of the batch (the state read; the keys are absent, so Redis
+   returns nils: the round trip and the wait for the event loop, not the decoding of states);
 3. publish one record per purchase to ``decisions`` (carrying the purchase's ``event_id``, which is all
    the harness matches on) and wait for the broker's ack, through ``streams.emit.publish``;
 4. one Redis ``MSET`` of a small marker per user (the state commit's round trip).
+
+The keys are under a prefix of the floor's own (``KEY_PREFIX``), never riskmon's account keys: pointed
+at a live Redis by mistake, it must not overwrite a state.
 
 No engine, no event-time merge buffer, no timers, no EWS. It records the same latency trace as the
 real worker (``streams.latency_trace``; the read is the "state read" and its Redis round trip), so the
@@ -33,7 +36,6 @@ from redis.exceptions import RedisError
 from riskmon import outputs as out
 from riskmon.config import Settings
 from riskmon.contract import TOPIC_METRICS, TOPIC_PURCHASES, Rejected, decode
-from riskmon.state.layout import ACCOUNT_PREFIX
 from riskmon.state.redis_client import connect as redis_connect
 from streams.app import create_app, drop_per_message_monitor, keep_root_log_level, use_event_loop
 from streams.emit import publish
@@ -42,6 +44,7 @@ from streams.latency_trace import LatencyTrace
 from streams.topics import input_topic, unprefixed, user_topics
 
 MARKER = b"floor"  # what step 4 writes per user: a few bytes, so the write is the round trip and no more
+KEY_PREFIX = "rm:bench:floor:"  # its own keys, never riskmon's account states
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -85,7 +88,7 @@ async def _pass_through(app: faust.App, client: Any, trace: LatencyTrace, settin
             purchases.append((ev, msg.timestamp))
     if not users:
         return
-    keys = [ACCOUNT_PREFIX + u for u in users]
+    keys = [KEY_PREFIX + u for u in users]
     t0 = time.perf_counter()
     try:
         await client.mget(keys)
