@@ -226,19 +226,19 @@ def start_kafka(
     log4j.write_text(LOG4J2)
     classpath = f"{lib}/*"
     perf = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS", "").split() or list(FAST_START_JVM_OPTS)
-    jvm = [java, f"-Xmx{heap}", *perf, "-Djava.awt.headless=true",
-           f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
+    opts = [*perf, "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
     meta = data_dir / "meta.properties"
     if not meta.exists():
         cluster_id = new_cluster_id()
-        result = subprocess.run([*jvm, STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(props)],
+        result = subprocess.run([java, f"-Xmx{heap}", *opts, STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(props)],
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise ServiceError(f"Kafka storage format failed in {data_dir}:\n"
                                f"{(result.stdout + result.stderr)[-3000:]}")
     cluster_id = _read_cluster_id(meta)
-    broker = [java, *broker_heap_opts(heap), *jvm[2:]]  # the storage tool above needs no fixed heap
-    proc = procs.start("kafka", [*broker, MAIN_CLASS, str(props)], log_dir=var_dir / "logs", detach=detach)
+    # the broker's heap is fixed and pre-touched; the short-lived storage tool above needs neither
+    proc = procs.start("kafka", [java, *broker_heap_opts(heap), *opts, MAIN_CLASS, str(props)],
+                       log_dir=var_dir / "logs", detach=detach)
     bootstrap = f"127.0.0.1:{port}"
     try:
         procs.wait_for_port(proc, "127.0.0.1", port, timeout=timeout)
